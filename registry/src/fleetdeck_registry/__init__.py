@@ -1,0 +1,1 @@
+"""The Fleetdeck registry (built by the registry issue)."""

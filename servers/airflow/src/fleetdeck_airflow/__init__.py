@@ -1,0 +1,1 @@
+"""The Fleetdeck Airflow MCP server (its tools arrive with the Airflow issue)."""

@@ -1,0 +1,1 @@
+"""The Fleetdeck Presto/Trino MCP server."""

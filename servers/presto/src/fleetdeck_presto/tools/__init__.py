@@ -1,0 +1,1 @@
+"""The Presto server's tools: thin MCP adapters over the warehouse backend."""

@@ -1,0 +1,1 @@
+"""The Fleetdeck Spark MCP server (its tools arrive with the Spark issue)."""

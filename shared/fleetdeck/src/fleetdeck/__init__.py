@@ -1,0 +1,1 @@
+"""Fleetdeck: the shared library every Fleetdeck MCP server imports."""

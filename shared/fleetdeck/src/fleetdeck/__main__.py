@@ -1,0 +1,5 @@
+"""``python -m fleetdeck`` runs the CLI."""
+
+from fleetdeck.cli import main
+
+main()

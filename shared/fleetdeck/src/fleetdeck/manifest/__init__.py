@@ -1,0 +1,1 @@
+"""Manifests: the model, the builder from a server, the canonical digest and review records."""

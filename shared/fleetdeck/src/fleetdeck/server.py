@@ -1,0 +1,304 @@
+"""Build a Fleetdeck domain server: the MCP SDK server plus declarations, limits, telemetry and health.
+
+A domain team writes::
+
+    server = FleetServer(info, settings, readiness=backend.check)
+
+    @server.tool(minutes_saved=3, read_only=True, destructive=False, idempotent=True)
+    async def list_catalogs() -> CatalogList:
+        \"\"\"List the catalogs you can query.\"\"\"
+
+and serves it with :meth:`FleetServer.serve_http` or :meth:`FleetServer.serve_stdio`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import uvicorn
+from mcp.server import MCPServer
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared._callable_inspection import is_async_callable
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, TextContent, Tool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from fleetdeck.errors import BackendTimeoutError, FleetdeckError, Outcome
+from fleetdeck.settings import FleetdeckSettings
+from fleetdeck.telemetry.events import InvocationEvent
+from fleetdeck.telemetry.metrics import Metrics
+from fleetdeck.telemetry.middleware import TelemetryMiddleware, current_call
+from fleetdeck.telemetry.writer import EventWriter
+from fleetdeck.tool import ServerInfo, ToolSpec, make_spec
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+Readiness = Callable[[], Awaitable[None]]
+READINESS_TIMEOUT_S = 5.0
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@contextmanager
+def _tool_errors(spec: ToolSpec) -> Iterator[None]:
+    """Map what a tool body raises to a safe tool error, noting the outcome for telemetry."""
+    record = current_call.get()
+    try:
+        yield
+    except FleetdeckError as exc:
+        if record is not None:
+            record.outcome, record.error_class = exc.outcome, type(exc).__name__
+        raise ToolError(str(exc)) from exc
+    except (ToolError, MCPError) as exc:
+        if record is not None:
+            record.outcome, record.error_class = Outcome.TOOL_ERROR, type(exc).__name__
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place a tool crash becomes a safe message
+        if record is not None:
+            record.outcome, record.error_class = Outcome.INTERNAL_ERROR, type(exc).__name__
+        logger.exception("tool %s failed unexpectedly", spec.name)
+        raise ToolError(f"{spec.name} failed unexpectedly ({type(exc).__name__}); the error was logged") from exc
+
+
+def _instrument(fn: F, spec: ToolSpec) -> F:
+    """Wrap a tool body so its errors are mapped once; keeps the signature the SDK inspects."""
+    if is_async_callable(fn):
+
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            with _tool_errors(spec):
+                return await fn(*args, **kwargs)
+
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def run_sync(*args: Any, **kwargs: Any) -> Any:
+        with _tool_errors(spec):
+            return fn(*args, **kwargs)
+
+    return run_sync  # type: ignore[return-value]
+
+
+class ArgumentLimit:
+    """Refuses a ``tools/call`` whose arguments serialise to more than ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "tools/call" and ctx.params:
+            size = len(json.dumps(ctx.params.get("arguments") or {}, separators=(",", ":")))
+            if size > self._max:
+                record = current_call.get()
+                if record is not None:
+                    record.outcome, record.error_class = Outcome.INVALID_INPUT, "ArgumentsTooLarge"
+                message = f"arguments are {size} bytes; the limit is {self._max}"
+                return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+        return await call_next(ctx)
+
+
+class FleetServer:
+    """One domain MCP server: tools with declarations, telemetry, limits and health routes."""
+
+    def __init__(self, info: ServerInfo, settings: FleetdeckSettings, *, readiness: Readiness | None = None) -> None:
+        self.info = info
+        self.settings = settings
+        self.metrics = Metrics()
+        self._readiness = readiness
+        self._specs: dict[str, ToolSpec] = {}
+        self._writer: EventWriter | None = None
+        self._key: bytes | None = None
+        self.mcp: MCPServer[Any] = MCPServer(
+            name=info.name,
+            title=info.title,
+            description=info.description,
+            instructions=info.instructions or None,
+            website_url=info.docs_url,
+            version=info.version,
+            log_level=settings.log_level,
+            middleware=[
+                TelemetryMiddleware(
+                    server=info.name,
+                    team=info.owner_team,
+                    specs=self._specs,
+                    metrics=self.metrics,
+                    sink=self._submit,
+                    pseudonym_key=self._pseudonym_key,
+                ),
+                ArgumentLimit(settings.http.max_argument_bytes),
+            ],
+        )
+        self.mcp.custom_route("/healthz", methods=["GET"])(self._healthz)
+        self.mcp.custom_route("/readyz", methods=["GET"])(self._readyz)
+        self.mcp.custom_route("/metrics", methods=["GET"])(self._metrics)
+
+    @property
+    def tool_specs(self) -> Mapping[str, ToolSpec]:
+        """Every registered tool's declaration, by name."""
+        return self._specs
+
+    def tool(
+        self,
+        *,
+        minutes_saved: float,
+        read_only: bool,
+        destructive: bool,
+        idempotent: bool,
+        open_world: bool = False,
+        name: str | None = None,
+        title: str | None = None,
+        policy: Mapping[str, Any] | None = None,
+    ) -> Callable[[F], F]:
+        """Register a tool. Its docstring is the description; every hint must be stated."""
+
+        def register(fn: F) -> F:
+            spec = make_spec(
+                fn,
+                name=name,
+                title=title,
+                minutes_saved=minutes_saved,
+                read_only=read_only,
+                destructive=destructive,
+                idempotent=idempotent,
+                open_world=open_world,
+                policy=policy,
+            )
+            if spec.name in self._specs:
+                raise FleetdeckError(f"tool {spec.name!r} is registered twice on {self.info.name}")
+            self._specs[spec.name] = spec
+            self.mcp.add_tool(
+                _instrument(fn, spec),
+                name=spec.name,
+                title=spec.title,
+                description=spec.description,
+                annotations=spec.annotations(),
+            )
+            return fn
+
+        return register
+
+    async def tool_definitions(self) -> list[Tool]:
+        """Exactly what ``tools/list`` returns to a caller who may see every tool."""
+        return await self.mcp.list_tools()
+
+    def canonical_url(self) -> str:
+        """The ``/mcp`` URL clients use and tokens are minted for (RFC 8707 audience)."""
+        http = self.settings.http
+        base = http.public_url or f"http://{http.host}:{http.port}"
+        return base.rstrip("/") + "/mcp"
+
+    # -- telemetry -------------------------------------------------------------------------------
+
+    def _pseudonym_key(self) -> bytes:
+        if self._key is None:
+            self._key = self.settings.pseudonym_key()
+        return self._key
+
+    def _submit(self, event: InvocationEvent) -> None:
+        if self._writer is None:
+            self.metrics.events_dropped.labels("not_running").inc()
+            logger.warning("telemetry event dropped: %s is not running (use FleetServer.running())", self.info.name)
+            return
+        self._writer.submit(event)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[FleetServer]:
+        """Start the telemetry writer for the lifetime of the block; flush it on the way out."""
+        self._pseudonym_key()
+        writer = EventWriter.from_settings(self.settings, self.metrics)
+        writer.start()
+        self._writer = writer
+        try:
+            yield self
+        finally:
+            self._writer = None
+            await anyio.to_thread.run_sync(functools.partial(writer.close, self.settings.http.shutdown_timeout_s))
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    async def _healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "server": self.info.name, "version": self.info.version})
+
+    async def check_ready(self) -> None:
+        """Return when the backend answers; raise :class:`BackendError` (timeouts included) otherwise."""
+        if self._readiness is None:
+            return
+        try:
+            with anyio.fail_after(READINESS_TIMEOUT_S):
+                await self._readiness()
+        except TimeoutError as exc:
+            raise BackendTimeoutError(f"backend check timed out after {READINESS_TIMEOUT_S:g} s") from exc
+
+    async def _readyz(self, request: Request) -> Response:
+        try:
+            await self.check_ready()
+        except FleetdeckError as exc:
+            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def _transport_security(self) -> TransportSecuritySettings:
+        http = self.settings.http
+        hosts = {f"{http.host}:{http.port}", http.host, *http.allowed_hosts}
+        if http.host in LOOPBACK or http.host == "0.0.0.0":  # noqa: S104 - naming it, not binding
+            hosts |= {"127.0.0.1:*", "localhost:*", "[::1]:*"}
+        if http.public_url:
+            hosts.add(urlsplit(http.public_url).netloc)
+        origins = {f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")}
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=sorted(hosts),
+            allowed_origins=sorted(origins | set(http.allowed_origins)),
+        )
+
+    def http_app(self) -> Starlette:
+        """The Starlette app: ``/mcp`` plus ``/healthz``, ``/readyz`` and ``/metrics``."""
+        http = self.settings.http
+        app = self.mcp.streamable_http_app(
+            streamable_http_path="/mcp",
+            stateless_http=http.stateless,
+            max_request_body_size=http.max_request_bytes,
+            transport_security=self._transport_security(),
+            host=http.host,
+        )
+        inner = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(application: Starlette) -> AsyncIterator[Any]:
+            async with self.running(), inner(application) as state:
+                yield state
+
+        app.router.lifespan_context = lifespan
+        return app
+
+    async def serve_http(self) -> None:
+        """Serve Streamable HTTP with uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
+        http = self.settings.http
+        config = uvicorn.Config(
+            self.http_app(),
+            host=http.host,
+            port=http.port,
+            log_level=self.settings.log_level.lower(),
+            timeout_graceful_shutdown=int(http.shutdown_timeout_s),
+            server_header=False,
+        )
+        await uvicorn.Server(config).serve()
+
+    async def serve_stdio(self) -> None:
+        """Serve one client over stdin/stdout."""
+        async with self.running():
+            await self.mcp.run_stdio_async()

@@ -1,0 +1,1 @@
+"""Telemetry: invocation events, the store, the background writer, metrics and ROI."""

@@ -1,0 +1,138 @@
+"""The middleware that records one invocation event per ``tools/call`` (never ``tools/list``).
+
+It observes and never changes the result: the event is handed to a non-blocking sink and the
+call returns exactly what the tool produced. Tool bodies report *why* they failed through the
+:class:`CallRecord` the kit's tool wrapper fills in; an error result the wrapper never saw is an
+argument-validation failure from the SDK.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.types import CallToolResult
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
+
+from fleetdeck.errors import Outcome
+from fleetdeck.telemetry.events import InvocationEvent, pseudonymise
+from fleetdeck.telemetry.metrics import Metrics
+from fleetdeck.tool import ToolSpec
+
+UNKNOWN_TOOL = "<unknown>"
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """Filled in by the tool wrapper while a call runs (shared across the worker-thread hop)."""
+
+    outcome: Outcome | None = None
+    error_class: str | None = None
+
+
+current_call: ContextVar[CallRecord | None] = ContextVar("fleetdeck_current_call", default=None)
+
+
+def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    params = ctx.session.client_params if ctx.session is not None else None
+    return params.client_info.name[:256] if params is not None else None
+
+
+def _is_error(result: HandlerResult) -> bool:
+    """Whether a tool result is an error (the SDK hands back a model or its wire dict)."""
+    if isinstance(result, CallToolResult):
+        return result.is_error is True
+    return isinstance(result, dict) and result.get("isError") is True
+
+
+def _trace_id() -> str | None:
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+class TelemetryMiddleware:
+    """Times every tool call and emits an :class:`InvocationEvent` to ``sink``."""
+
+    def __init__(
+        self,
+        *,
+        server: str,
+        team: str,
+        specs: Mapping[str, ToolSpec],
+        metrics: Metrics,
+        sink: Callable[[InvocationEvent], None],
+        pseudonym_key: Callable[[], bytes],
+    ) -> None:
+        self._server = server
+        self._team = team
+        self._specs = specs
+        self._metrics = metrics
+        self._sink = sink
+        self._key = pseudonym_key
+        meter = otel_metrics.get_meter("fleetdeck")
+        self._otel_calls = meter.create_counter("fleetdeck.tool.calls", description="Tool calls by outcome.")
+        self._otel_duration = meter.create_histogram("fleetdeck.tool.duration", unit="s", description="Tool time.")
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        record = CallRecord()
+        token = current_call.set(record)
+        started = time.perf_counter()
+        try:
+            result = await call_next(ctx)
+        except anyio.get_cancelled_exc_class():
+            self._emit(ctx, record, Outcome.CANCELLED, started)
+            raise
+        except BaseException as exc:
+            self._emit(ctx, record, record.outcome or Outcome.INTERNAL_ERROR, started, type(exc).__name__)
+            raise
+        finally:
+            current_call.reset(token)
+        if _is_error(result):
+            outcome = record.outcome or Outcome.INVALID_INPUT
+        else:
+            outcome = record.outcome or Outcome.OK
+        self._emit(ctx, record, outcome, started, record.error_class)
+        return result
+
+    def _emit(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        record: CallRecord,
+        outcome: Outcome,
+        started: float,
+        error_class: str | None = None,
+    ) -> None:
+        duration = time.perf_counter() - started
+        requested = ctx.params.get("name") if ctx.params else None
+        spec = self._specs.get(requested) if isinstance(requested, str) else None
+        tool = spec.name if spec else UNKNOWN_TOOL  # caller-supplied names never become labels
+        token = get_access_token()
+        event = InvocationEvent(
+            server=self._server,
+            tool=tool,
+            team=self._team,
+            outcome=outcome,
+            error_class=error_class or record.error_class,
+            duration_ms=duration * 1000.0,
+            minutes_saved=spec.minutes_saved if spec else 0.0,
+            user_hash=pseudonymise(token.subject if token else None, self._key()),
+            workload=None,
+            client_name=_client_name(ctx),
+            protocol_version=ctx.protocol_version,
+            trace_id=_trace_id(),
+        )
+        self._metrics.tool_calls.labels(self._server, tool, outcome.value).inc()
+        self._metrics.tool_duration.labels(self._server, tool).observe(duration)
+        attributes = {"mcp.server": self._server, "gen_ai.tool.name": tool, "fleetdeck.outcome": outcome.value}
+        self._otel_calls.add(1, attributes)
+        self._otel_duration.record(duration, attributes)
+        self._sink(event)

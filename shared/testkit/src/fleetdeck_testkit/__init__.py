@@ -1,0 +1,1 @@
+"""Fleetdeck testkit: the pytest plugin, backend launchers and MCP client helpers."""
