@@ -100,7 +100,9 @@ def diff_tool(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         before, after = old.get(field), new.get(field)
         if before != after or type(before) is not type(after):
             # descriptions are long and may hold hidden characters: name the field, not the text
-            changes.append(f"{field} changed" if field == "description" else f"{field} changed ({before!r} -> {after!r})")
+            changes.append(
+                f"{field} changed" if field == "description" else f"{field} changed ({before!r} -> {after!r})"
+            )
     for field in _NESTED_FIELDS:
         changes.extend(diff_values(field, old.get(field), new.get(field)))
     known = set(_SCALAR_FIELDS) | set(_NESTED_FIELDS) | {"name"}

@@ -10,11 +10,13 @@ the builder does not write can only come from a hand edit.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fleetdeck.manifest.digest import DIGEST_PATTERN, surface_digest
+from fleetdeck.manifest.strict_yaml import load_json, validate
 
 SERVER_JSON_SCHEMA = "https://static.modelcontextprotocol.io/schemas/2025-09-29/server.schema.json"
 GOVERNANCE_KEY = "io.fleetdeck/governance"
@@ -159,5 +161,10 @@ def manifest_json_schema() -> dict[str, Any]:
 
 
 def render_json(data: Any) -> str:
-    """Stable JSON text: sorted keys, 2-space indent, ASCII only (invisible characters show), final newline."""
+    """Stable JSON: sorted keys, 2-space indent, ASCII only (invisible characters show), final newline."""
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False) + "\n"
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Load a committed ``server.json`` strictly; a :class:`ManifestError` names the file and line."""
+    return validate(load_json(path), Manifest)

@@ -31,7 +31,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from fleetdeck.errors import InvalidInputError, ManifestError
 from fleetdeck.manifest.digest import DIGEST_PATTERN, short
-from fleetdeck.manifest.strict_yaml import MAX_YAML_BYTES, load_yaml, parse_yaml, plain_scalar_is_string, validate
+from fleetdeck.manifest.strict_yaml import (
+    MAX_YAML_BYTES,
+    load_yaml,
+    parse_yaml,
+    plain_scalar_is_string,
+    validate,
+)
 
 Track = Literal["security", "legal-privacy", "genai"]
 TRACKS: tuple[Track, ...] = ("security", "legal-privacy", "genai")

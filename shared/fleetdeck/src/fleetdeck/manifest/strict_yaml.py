@@ -142,6 +142,13 @@ def _yaml_reading(value: str) -> str | None:
     return None
 
 
+def plain_scalar_is_string(value: str) -> bool:
+    """Whether ``value`` written unquoted reads back as this same string (for writers)."""
+    if value in ("true", "false", "null", "~", "") or _DECIMAL_INT.fullmatch(value):
+        return False
+    return _ISO_DATE.fullmatch(value) is not None or _yaml_reading(value) is None
+
+
 def _plain_scalar(node: Any) -> Any:
     value: str = node.value
     if node.style is not None:  # quoted or block scalar: always a string
@@ -247,24 +254,33 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def _strict_decoder() -> json.JSONDecoder:
+def _parse_object(
+    state: tuple[str, int], strict: bool, scan_once: Any, *hooks_and_memo: Any
+) -> tuple[dict[str, Any], int]:
+    """``json.decoder.JSONObject``, refusing duplicate keys (position: the second occurrence)."""
+    text, start = state
+    memo = hooks_and_memo[-1] if hooks_and_memo else {}
+    pairs, end = JSONObject(state, strict, scan_once, None, lambda found: found, memo)
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            pattern = re.compile(re.escape(json.dumps(key)) + r"\s*:")
+            hits = [match.start() for match in pattern.finditer(text, start, end)]
+            raise _DuplicateKey(key, hits[1] if len(hits) > 1 else start)
+        seen.add(key)
+    return dict(pairs), end
+
+
+class _StrictDecoder(json.JSONDecoder):
     """A decoder on the pure-Python scanner whose objects refuse duplicate keys."""
-    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
 
-    def parse_object(state: tuple[str, int], *args: Any) -> tuple[dict[str, Any], int]:
-        text, start = state
-        pairs, end = JSONObject(state, decoder.strict, decoder.scan_once, None, lambda p: p, decoder.memo)
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                hits = [m.start() for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text[start:end])]
-                raise _DuplicateKey(key, start + (hits[1] if len(hits) > 1 else 0))
-            seen.add(key)
-        return dict(pairs), end
+    parse_object: Any
+    scan_once: Any
 
-    decoder.parse_object = parse_object
-    decoder.scan_once = py_make_scanner(decoder)
-    return decoder
+    def __init__(self) -> None:
+        super().__init__(parse_constant=_refuse_constant)
+        self.parse_object = _parse_object
+        self.scan_once = py_make_scanner(self)
 
 
 def load_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_DEPTH * 2) -> Document:
@@ -276,11 +292,13 @@ def load_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = M
         if char in "[{":
             depth += 1
             if depth > max_depth:
-                raise _refuse(path, *_line_column(text, token.start()), f"nesting is deeper than {max_depth} levels")
+                raise _refuse(
+                    path, *_line_column(text, token.start()), f"nesting is deeper than {max_depth} levels"
+                )
         elif char in "]}":
             depth -= 1
     try:
-        data = _strict_decoder().decode(text)
+        data = _StrictDecoder().decode(text)
     except _DuplicateKey as exc:
         raise _refuse(path, *_line_column(text, exc.index), f"duplicate key {exc.key!r}") from None
     except json.JSONDecodeError as exc:

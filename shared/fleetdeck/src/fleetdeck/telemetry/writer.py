@@ -66,6 +66,7 @@ class EventWriter:
         self._settled = 0  # events written, spooled or dropped by the thread, ever
         self._flush_waiters = 0
         self._retrying = False
+        self._started_replay_done = False  # the spool found at start has been tried
         self._next_retry = 0.0
         self._closing = False
         self._closed = False
@@ -161,9 +162,12 @@ class EventWriter:
             self._flush_waiters += 1
             self._cond.notify_all()
             try:
-                return self._cond.wait_for(lambda: self._settled >= target and not self._retrying, timeout)
+                return self._cond.wait_for(lambda: self._stored(target), timeout)
             finally:
                 self._flush_waiters -= 1
+
+    def _stored(self, target: int) -> bool:
+        return self._settled >= target and self._started_replay_done and not self._retrying
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Write or spool what is queued and stop the thread (idempotent).
@@ -199,6 +203,9 @@ class EventWriter:
 
     def _run(self) -> None:
         self._try_replay()
+        with self._cond:
+            self._started_replay_done = True
+            self._cond.notify_all()
         while True:
             batch, stopping = self._take_batch()
             if batch:

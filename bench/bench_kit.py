@@ -1,0 +1,374 @@
+"""Kit overhead: one trivial tool served by the Fleetdeck kit vs. by a bare ``MCPServer``.
+
+Each server runs in its own process under uvicorn on a loopback port (so the client's CPU does not
+share a GIL with either server); this process is the one client. Per configuration it opens one
+SDK ``Client`` session per server over Streamable HTTP, warms every server up, then measures
+sequential ``tools/call echo`` in ``--rounds`` interleaved rounds of ``--calls`` calls each, the
+server order alternating every round (ABBA…), so machine noise lands on both sides equally.
+
+Configurations (``--configs``):
+
+- ``modern``: client ``mode="auto"`` (2026-07-28, one POST per call; the server's stateless flag
+  does not apply to this era), servers with the kit's defaults (stateful, SSE responses).
+- ``legacy``: client ``mode="legacy"`` (2025-11-25 handshake, one session) against the same
+  stateful servers.
+- ``legacy-stateless``: client ``mode="legacy"`` against a second pair with ``stateless_http=True``.
+
+The kit records real telemetry (default settings, SQLite in a temp data dir). After the run the
+servers are stopped with SIGTERM (the kit flushes its writer on shutdown) and every kit server's
+``telemetry.db`` must hold exactly the number of calls it was sent, all ``ok``.
+
+    uv run python bench/bench_kit.py --calls 2000 --rounds 5 --json-out bench-kit.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+HERE = Path(__file__).resolve().parent
+SERVER_SCRIPT = HERE / "servers_for_bench.py"
+HOST = "127.0.0.1"
+READY_DEADLINE_S = 60.0
+STOP_DEADLINE_S = 20.0
+TARGET_CALLS_RATIO = 0.90  # kit calls/s >= 90 % of bare
+TARGET_P50_DELTA_MS = 0.3  # kit p50 <= bare p50 + 0.3 ms
+
+CONFIGS: dict[str, tuple[str, bool]] = {  # name -> (client mode, server stateless_http)
+    "modern": ("auto", False),
+    "legacy": ("legacy", False),
+    "legacy-stateless": ("legacy", True),
+}
+
+
+@dataclass
+class ServerProcess:
+    """One benchmark server subprocess and what it was sent."""
+
+    variant: str
+    stateless: bool
+    port: int
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+    calls_sent: int = 0
+    exit_code: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/mcp"
+
+    @property
+    def is_kit(self) -> bool:
+        return self.variant.startswith("kit")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+
+@dataclass
+class Samples:
+    """Per-call latencies (seconds) and per-round throughput for one server in one configuration."""
+
+    latencies: list[float] = field(default_factory=list)
+    round_rates: list[float] = field(default_factory=list)
+    busy_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+        n = len(ordered)
+
+        def pct(q: float) -> float:
+            return ordered[min(n - 1, max(0, round(q * n) - 1))] * 1000.0
+
+        return {
+            "calls": n,
+            "calls_per_s": n / self.busy_s,
+            "p50_ms": statistics.median(ordered) * 1000.0,
+            "p90_ms": pct(0.90),
+            "p99_ms": pct(0.99),
+            "mean_ms": statistics.fmean(ordered) * 1000.0,
+            "max_ms": ordered[-1] * 1000.0,
+            "round_calls_per_s": [round(r, 1) for r in self.round_rates],
+        }
+
+
+# -- server processes -------------------------------------------------------------------------
+
+
+def start_server(variant: str, stateless: bool, workdir: Path, log_level: str) -> ServerProcess:
+    """Bind a free loopback port here and hand the socket to a fresh server process."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    port = sock.getsockname()[1]
+    name = f"{variant}{'-stateless' if stateless else ''}"
+    data_dir = workdir / name
+    data_dir.mkdir()
+    log_path = workdir / f"{name}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETDECK_")}  # default settings only
+    command = [sys.executable, str(SERVER_SCRIPT), variant, str(sock.fileno()), str(data_dir)]
+    command += ["--log-level", log_level] + (["--stateless"] if stateless else [])
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()], env=env, cwd=HERE.parent
+        )
+    sock.close()
+    return ServerProcess(variant, stateless, port, data_dir, log_path, proc)
+
+
+def stop_server(server: ServerProcess) -> None:
+    """SIGTERM (graceful: the kit flushes telemetry), then SIGKILL after a deadline."""
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            print(f"  {server.variant}: did not stop within {STOP_DEADLINE_S:g} s; killing", file=sys.stderr)
+            server.proc.kill()
+            server.proc.wait()
+    server.exit_code = server.proc.returncode
+
+
+def http_client() -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=300.0))
+
+
+async def wait_ready(server: ServerProcess, mode: str) -> None:
+    """Kit: ``/healthz`` answers 200. Bare: a client connects (discover/initialize) and lists ``echo``."""
+    deadline = time.monotonic() + READY_DEADLINE_S
+    last_error = "not tried"
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.variant} exited with {server.proc.returncode}:\n{server.log_tail()}")
+        try:
+            if server.is_kit:
+                async with httpx2.AsyncClient(timeout=2.0) as client:
+                    response = await client.get(f"http://{HOST}:{server.port}/healthz")
+                if response.status_code == 200:
+                    return
+                last_error = f"/healthz answered {response.status_code}"
+            else:
+                async with http_client() as hc, Client(streamable_http_client(server.url, http_client=hc), mode=mode) as c:
+                    if "echo" in {tool.name for tool in (await c.list_tools()).tools}:
+                        return
+                last_error = "echo not listed"
+        except (OSError, httpx2.HTTPError, RuntimeError) as exc:  # still starting
+            last_error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the SDK wraps connection failures in its own errors
+            last_error = f"{type(exc).__name__}: {exc}"
+        await asyncio.sleep(0.05)  # poll interval, not a fixed wait: readiness is the condition
+    raise TimeoutError(f"{server.variant} not ready after {READY_DEADLINE_S:g} s ({last_error}):\n{server.log_tail()}")
+
+
+# -- measurement ------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def sessions(servers: list[ServerProcess], mode: str) -> AsyncIterator[list[Client]]:
+    """One SDK client session per server, held open for the whole configuration."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for server in servers:
+            hc = await stack.enter_async_context(http_client())
+            transport = streamable_http_client(server.url, http_client=hc)
+            clients.append(await stack.enter_async_context(Client(transport, mode=mode)))
+        yield clients
+
+
+async def call_many(client: Client, server: ServerProcess, calls: int, samples: Samples | None) -> None:
+    """``calls`` sequential ``echo`` calls; records each one's latency when ``samples`` is given."""
+    latencies = []
+    perf = time.perf_counter
+    began = perf()
+    for i in range(calls):
+        text = f"hello {i}"
+        started = perf()
+        result = await client.call_tool("echo", {"text": text})
+        latencies.append(perf() - started)
+        if result.is_error or result.structured_content != {"result": text}:
+            raise RuntimeError(f"{server.variant}: unexpected result {result!r}")
+    elapsed = perf() - began
+    server.calls_sent += calls
+    if samples is not None:
+        samples.latencies.extend(latencies)
+        samples.round_rates.append(calls / elapsed)
+        samples.busy_s += elapsed
+
+
+def alternating(items: list[ServerProcess], rounds: int) -> Iterator[tuple[int, list[int]]]:
+    """Round r visits the servers forward when r is even, backwards when odd (ABBA…)."""
+    order = list(range(len(items)))
+    for r in range(rounds):
+        yield r, order if r % 2 == 0 else order[::-1]
+
+
+async def run_config(name: str, servers: list[ServerProcess], args: argparse.Namespace) -> dict[str, Any]:
+    mode, stateless = CONFIGS[name]
+    print(f"\n[{name}] client mode={mode}, server stateless_http={stateless}, SSE responses", flush=True)
+    samples = {s.variant: Samples() for s in servers}
+    async with sessions(servers, mode) as clients:
+        for client, server in zip(clients, servers, strict=True):
+            await call_many(client, server, args.warmup, None)
+        for r, order in alternating(servers, args.rounds):
+            line = []
+            for i in order:
+                server = servers[i]
+                await call_many(clients[i], server, args.calls, samples[server.variant])
+                line.append(f"{server.variant} {samples[server.variant].round_rates[-1]:7.1f}/s")
+            print(f"  round {r + 1}/{args.rounds}: " + "  ".join(line), flush=True)
+    results = {variant: s.summary() for variant, s in samples.items()}
+    bare = results["bare"]
+    comparisons = {}
+    for variant, summary in results.items():
+        if variant == "bare":
+            continue
+        ratio = summary["calls_per_s"] / bare["calls_per_s"]
+        round_ratios = [
+            k / b for k, b in zip(summary["round_calls_per_s"], bare["round_calls_per_s"], strict=True)
+        ]
+        delta = summary["p50_ms"] - bare["p50_ms"]
+        comparisons[f"{variant}_vs_bare"] = {
+            "calls_per_s_ratio": ratio,
+            "calls_per_s_ratio_per_round": [round(x, 3) for x in round_ratios],
+            "p50_delta_ms": delta,
+            "p90_delta_ms": summary["p90_ms"] - bare["p90_ms"],
+            "p99_delta_ms": summary["p99_ms"] - bare["p99_ms"],
+            "target_met": ratio >= TARGET_CALLS_RATIO and delta <= TARGET_P50_DELTA_MS,
+        }
+    return {"config": name, "client_mode": mode, "stateless_http": stateless, "results": results, **comparisons}
+
+
+def print_table(report: list[dict[str, Any]]) -> None:
+    header = f"{'config':<17}{'server':<10}{'calls/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'ratio':>8}{'Δp50 ms':>9}"
+    print("\n" + header + "\n" + "-" * len(header))
+    for entry in report:
+        for variant, s in entry["results"].items():
+            cmp = entry.get(f"{variant}_vs_bare")
+            ratio = f"{cmp['calls_per_s_ratio']:.3f}" if cmp else "1.000"
+            delta = f"{cmp['p50_delta_ms']:+.3f}" if cmp else ""
+            verdict = ("  ok" if cmp["target_met"] else "  MISSES target") if cmp else ""
+            print(
+                f"{entry['config']:<17}{variant:<10}{s['calls_per_s']:>9.1f}{s['p50_ms']:>9.3f}"
+                f"{s['p90_ms']:>9.3f}{s['p99_ms']:>9.3f}{ratio:>8}{delta:>9}{verdict}"
+            )
+    print(
+        f"target: kit calls/s >= {TARGET_CALLS_RATIO:.0%} of bare and kit p50 <= bare p50 + {TARGET_P50_DELTA_MS} ms"
+    )
+
+
+def count_telemetry(server: ServerProcess) -> dict[str, Any]:
+    """Rows in the kit's SQLite telemetry file, by outcome, against the calls it was sent."""
+    path = server.data_dir / "telemetry.db"
+    rows: dict[str, int] = {}
+    if path.exists():
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            rows = dict(db.execute("SELECT outcome, count(*) FROM invocations GROUP BY outcome").fetchall())
+    recorded = sum(rows.values())
+    return {
+        "server": f"{server.variant}{'-stateless' if server.stateless else ''}",
+        "calls_sent": server.calls_sent,
+        "rows": recorded,
+        "by_outcome": rows,
+        "exit_code": server.exit_code,
+        "exact": recorded == server.calls_sent == rows.get("ok", 0),
+    }
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = set(configs) - set(CONFIGS)
+    if unknown:
+        raise SystemExit(f"unknown configs {sorted(unknown)}; choose from {sorted(CONFIGS)}")
+    variants = ["bare", "kit"] + (["kit-otel"] if args.otel else [])
+    pools: dict[bool, list[ServerProcess]] = {}
+    started: list[ServerProcess] = []
+    report: list[dict[str, Any]] = []
+    try:
+        for stateless in sorted({CONFIGS[c][1] for c in configs}):
+            pools[stateless] = [start_server(v, stateless, workdir, args.server_log_level) for v in variants]
+            started += pools[stateless]
+        t0 = time.monotonic()
+        for server in started:
+            await wait_ready(server, "legacy" if server.stateless else "auto")
+        print(f"{len(started)} servers ready in {time.monotonic() - t0:.1f} s", flush=True)
+        for name in configs:
+            report.append(await run_config(name, pools[CONFIGS[name][1]], args))
+    finally:
+        for server in started:
+            stop_server(server)
+    telemetry = [count_telemetry(s) for s in started if s.is_kit]
+    return {
+        "meta": {
+            "python": platform.python_version(),
+            "mcp": metadata.version("mcp"),
+            "fleetdeck": metadata.version("fleetdeck"),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "calls_per_round": args.calls,
+            "rounds": args.rounds,
+            "warmup": args.warmup,
+            "tool": "echo(text: str) -> str, async",
+            "targets": {"calls_per_s_ratio_min": TARGET_CALLS_RATIO, "p50_delta_ms_max": TARGET_P50_DELTA_MS},
+        },
+        "configs": report,
+        "telemetry": telemetry,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=2000, help="calls per server per round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per configuration")
+    parser.add_argument("--warmup", type=int, default=300, help="unmeasured calls per server first")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {list(CONFIGS)}")
+    parser.add_argument("--otel", action="store_true", help="also measure the kit with the OTel SDK installed")
+    parser.add_argument("--server-log-level", default="warning", help="uvicorn log level in the servers")
+    parser.add_argument("--json-out", type=Path, help="write the full results as JSON here")
+    args = parser.parse_args()
+    if args.calls < 1 or args.rounds < 1 or args.warmup < 0:
+        parser.error("--calls and --rounds must be >= 1, --warmup >= 0")
+
+    with tempfile.TemporaryDirectory(prefix="fleetdeck-bench-") as tmp:
+        result = asyncio.run(bench(args, Path(tmp)))
+    print_table(result["configs"])
+    print("\ntelemetry (kit SQLite file after shutdown):")
+    for t in result["telemetry"]:
+        verdict = "exact" if t["exact"] else "MISMATCH"
+        print(f"  {t['server']:<20} sent {t['calls_sent']:>6}  rows {t['rows']:>6}  {t['by_outcome']}  {verdict}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.json_out}")
+    if not all(t["exact"] for t in result["telemetry"]):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The two servers ``bench_kit.py`` compares, each run in its own process.
+
+Usage: ``python bench/servers_for_bench.py bare|kit|kit-otel FD DATA_DIR [--stateless] [--log-level L]``
+
+``FD`` is a listening-ready TCP socket bound on loopback by the parent (inherited, so there is no
+race for a free port). Every variant serves the same trivial async tool ``echo(text) -> str`` at
+``/mcp`` over Streamable HTTP (SSE responses, the kit's default) under the same uvicorn settings:
+
+- ``bare``: a plain ``mcp.server.MCPServer`` with the SDK's defaults for a loopback host.
+- ``kit``: the tool through :class:`fleetdeck.server.FleetServer` with default settings in
+  ``DATA_DIR``: telemetry middleware, argument limit, tool wrapper and the background writer
+  recording every call into ``DATA_DIR/telemetry.db`` (SQLite).
+- ``kit-otel``: ``kit`` plus the OpenTelemetry SDK providers that ``fleetdeck serve`` installs
+  (``configure_observability``; no exporter, as with no ``otlp_endpoint``).
+
+The kit's ``serve_http`` is not used because it binds by port and runs uvicorn at the settings'
+log level (access log on at INFO); both servers here get the identical uvicorn configuration so
+the comparison isolates the kit itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+
+HOST = "127.0.0.1"
+MAX_REQUEST_BYTES = 1_048_576  # the kit's default http.max_request_bytes, given to both
+
+
+def build_bare(stateless: bool) -> Starlette:
+    """A bare SDK server with one trivial tool."""
+    from mcp.server import MCPServer
+
+    server = MCPServer("bench-bare", version="0.0.0")
+
+    @server.tool()
+    async def echo(text: str) -> str:
+        """Return the text unchanged."""
+        return text
+
+    return server.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=stateless,
+        max_request_body_size=MAX_REQUEST_BYTES,
+        host=HOST,
+    )
+
+
+def build_kit(data_dir: Path, port: int, stateless: bool, otel: bool) -> Starlette:
+    """The same tool through the Fleetdeck kit, telemetry on (SQLite in ``data_dir``)."""
+    from fleetdeck.server import FleetServer
+    from fleetdeck.settings import FleetdeckSettings
+    from fleetdeck.tool import ServerInfo
+
+    settings = FleetdeckSettings.load(data_dir=data_dir, http={"host": HOST, "port": port, "stateless": stateless})
+    if otel:
+        from fleetdeck.observability import configure_observability
+
+        configure_observability(settings, service="bench")
+    info = ServerInfo(
+        name="bench",
+        registry_name="io.fleetdeck/bench",
+        title="Bench",
+        description="A trivial server for measuring the kit's overhead.",
+        version="0.0.0",
+        owner_team="platform",
+        support_channel="#platform",
+        docs_url="https://example.invalid/bench",
+        data_classification="internal",
+    )
+    server = FleetServer(info, settings)
+
+    @server.tool(minutes_saved=1, read_only=True, destructive=False, idempotent=True)
+    async def echo(text: str) -> str:
+        """Return the text unchanged."""
+        return text
+
+    return server.http_app()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variant", choices=["bare", "kit", "kit-otel"])
+    parser.add_argument("fd", type=int, help="inherited socket bound on loopback")
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--stateless", action="store_true", help="stateless_http=True (legacy era only)")
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level (access log stays off)")
+    args = parser.parse_args()
+
+    sock = socket.socket(fileno=args.fd)
+    port = sock.getsockname()[1]
+    if args.variant == "bare":
+        app = build_bare(args.stateless)
+    else:
+        app = build_kit(args.data_dir, port, args.stateless, otel=args.variant == "kit-otel")
+    config = uvicorn.Config(
+        app,
+        host=HOST,
+        port=port,
+        log_level=args.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

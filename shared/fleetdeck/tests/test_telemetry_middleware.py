@@ -1,0 +1,134 @@
+"""Telemetry observes tool calls without changing them, and counts calls, not listings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.server import MCPServer
+from pydantic import BaseModel
+
+from fleetdeck.errors import Outcome
+from fleetdeck.server import FleetServer
+from fleetdeck.settings import FleetdeckSettings
+from fleetdeck.telemetry.events import pseudonymise
+from fleetdeck.telemetry.store import EventStore
+from fleetdeck.tool import ServerInfo
+
+INFO = ServerInfo(
+    name="demo",
+    registry_name="io.fleetdeck/demo",
+    title="Demo",
+    description="A demo server.",
+    version="1.0.0",
+    owner_team="platform",
+    support_channel="#platform",
+    docs_url="https://example.com/demo",
+    data_classification="internal",
+)
+CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("add", {"a": 2, "b": 3}),
+    ("add", {"a": "two", "b": 3}),
+    ("stats", {"values": [1.0, 2.0, 4.0]}),
+    ("stats", {"values": []}),
+    ("missing_tool", {}),
+]
+
+
+class Stats(BaseModel):
+    count: int
+    mean: float | None
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+async def stats(values: list[float]) -> Stats:
+    """Summarise numbers."""
+    return Stats(count=len(values), mean=sum(values) / len(values) if values else None)
+
+
+def kit_server(tmp_path: Path, **telemetry: Any) -> FleetServer:
+    settings = FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01, **telemetry})
+    server = FleetServer(INFO, settings)
+    for fn in (add, stats):
+        server.tool(minutes_saved=2, read_only=True, destructive=False, idempotent=True)(fn)
+    return server
+
+
+def bare_server() -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer(name="demo")
+    server.add_tool(add)
+    server.add_tool(stats)
+    return server
+
+
+async def results(server: Any) -> list[tuple[Any, Any, Any]]:
+    async with Client(server) as client:
+        out = []
+        for name, args in CALLS:
+            result = await client.call_tool(name, args)
+            out.append((result.is_error, result.structured_content, [c.model_dump() for c in result.content]))
+        return out
+
+
+async def test_the_kit_returns_exactly_what_the_bare_sdk_returns(tmp_path: Path) -> None:
+    server = kit_server(tmp_path)
+    async with server.running():
+        assert await results(server.mcp) == await results(bare_server())
+
+
+async def test_a_broken_store_changes_no_result_and_loses_no_event(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    server = kit_server(tmp_path, url=f"sqlite:///{blocker}/telemetry.db")
+    async with server.running():
+        assert await results(server.mcp) == await results(bare_server())
+    assert server.metrics.events_spooled._value.get() == len(CALLS)
+
+
+async def test_one_event_per_call_with_its_outcome_and_none_for_listing(tmp_path: Path) -> None:
+    server = kit_server(tmp_path)
+    async with server.running():
+        async with Client(server.mcp) as client:
+            await client.list_tools()
+            for name, args in CALLS:
+                await client.call_tool(name, args)
+        assert server._writer is not None
+        assert server._writer.flush(timeout=10)
+    events = sorted(EventStore(server.settings.telemetry_url()).events(), key=lambda e: e.ts)
+    assert [(e.tool, e.outcome) for e in events] == [
+        ("add", Outcome.OK),
+        ("add", Outcome.INVALID_INPUT),
+        ("stats", Outcome.OK),
+        ("stats", Outcome.OK),
+        ("<unknown>", Outcome.INVALID_INPUT),
+    ]
+    assert {e.client_name for e in events} == {"mcp"}  # the SDK client's default name
+    assert {e.server for e in events} == {"demo"}
+    assert events[0].minutes_saved == 2.0
+    assert events[-1].minutes_saved == 0.0
+
+
+def test_user_ids_are_pseudonymised_with_a_key() -> None:
+    alice = pseudonymise("alice", b"k1")
+    assert alice == pseudonymise("alice", b"k1")
+    assert alice != pseudonymise("alice", b"k2")
+    assert alice is not None and "alice" not in alice
+    assert pseudonymise(None, b"k1") is None
+
+
+@pytest.mark.parametrize("era", ["auto", "legacy"])
+async def test_protocol_version_is_recorded_per_era(tmp_path: Path, era: str) -> None:
+    server = kit_server(tmp_path)
+    async with server.running():
+        async with Client(server.mcp, mode=era) as client:  # type: ignore[arg-type]
+            await client.call_tool("add", {"a": 1, "b": 1})
+        assert server._writer is not None
+        assert server._writer.flush(timeout=10)
+    (event,) = EventStore(server.settings.telemetry_url()).events()
+    assert event.protocol_version == ("2026-07-28" if era == "auto" else "2025-11-25")
