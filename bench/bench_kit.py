@@ -54,6 +54,7 @@ READY_DEADLINE_S = 60.0
 STOP_DEADLINE_S = 20.0
 TARGET_CALLS_RATIO = 0.90  # kit calls/s >= 90 % of bare
 TARGET_P50_DELTA_MS = 0.3  # kit p50 <= bare p50 + 0.3 ms
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 CONFIGS: dict[str, tuple[str, bool]] = {  # name -> (client mode, server stateless_http)
     "modern": ("auto", False),
@@ -97,6 +98,7 @@ class Samples:
     latencies: list[float] = field(default_factory=list)
     round_rates: list[float] = field(default_factory=list)
     busy_s: float = 0.0
+    server_cpu_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -113,6 +115,7 @@ class Samples:
             "p99_ms": pct(0.99),
             "mean_ms": statistics.fmean(ordered) * 1000.0,
             "max_ms": ordered[-1] * 1000.0,
+            "server_cpu_us_per_call": self.server_cpu_s / n * 1e6,
             "round_calls_per_s": [round(r, 1) for r in self.round_rates],
         }
 
@@ -139,6 +142,12 @@ def start_server(variant: str, stateless: bool, workdir: Path, log_level: str) -
         )
     sock.close()
     return ServerProcess(variant, stateless, port, data_dir, log_path, proc)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process (all its threads) has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def stop_server(server: ServerProcess) -> None:
@@ -173,7 +182,10 @@ async def wait_ready(server: ServerProcess, mode: str) -> None:
                     return
                 last_error = f"/healthz answered {response.status_code}"
             else:
-                async with http_client() as hc, Client(streamable_http_client(server.url, http_client=hc), mode=mode) as c:
+                async with (
+                    http_client() as hc,
+                    Client(streamable_http_client(server.url, http_client=hc), mode=mode) as c,
+                ):
                     if "echo" in {tool.name for tool in (await c.list_tools()).tools}:
                         return
                 last_error = "echo not listed"
@@ -182,7 +194,9 @@ async def wait_ready(server: ServerProcess, mode: str) -> None:
         except Exception as exc:  # noqa: BLE001 - the SDK wraps connection failures in its own errors
             last_error = f"{type(exc).__name__}: {exc}"
         await asyncio.sleep(0.05)  # poll interval, not a fixed wait: readiness is the condition
-    raise TimeoutError(f"{server.variant} not ready after {READY_DEADLINE_S:g} s ({last_error}):\n{server.log_tail()}")
+    raise TimeoutError(
+        f"{server.variant} not ready after {READY_DEADLINE_S:g} s ({last_error}):\n{server.log_tail()}"
+    )
 
 
 # -- measurement ------------------------------------------------------------------------------
@@ -204,6 +218,7 @@ async def call_many(client: Client, server: ServerProcess, calls: int, samples: 
     """``calls`` sequential ``echo`` calls; records each one's latency when ``samples`` is given."""
     latencies = []
     perf = time.perf_counter
+    cpu_before = cpu_seconds(server.proc.pid)
     began = perf()
     for i in range(calls):
         text = f"hello {i}"
@@ -213,11 +228,13 @@ async def call_many(client: Client, server: ServerProcess, calls: int, samples: 
         if result.is_error or result.structured_content != {"result": text}:
             raise RuntimeError(f"{server.variant}: unexpected result {result!r}")
     elapsed = perf() - began
+    cpu = cpu_seconds(server.proc.pid) - cpu_before
     server.calls_sent += calls
     if samples is not None:
         samples.latencies.extend(latencies)
         samples.round_rates.append(calls / elapsed)
         samples.busy_s += elapsed
+        samples.server_cpu_s += cpu
 
 
 def alternating(items: list[ServerProcess], rounds: int) -> Iterator[tuple[int, list[int]]]:
@@ -255,29 +272,47 @@ async def run_config(name: str, servers: list[ServerProcess], args: argparse.Nam
         comparisons[f"{variant}_vs_bare"] = {
             "calls_per_s_ratio": ratio,
             "calls_per_s_ratio_per_round": [round(x, 3) for x in round_ratios],
+            "calls_per_s_ratio_median_of_rounds": statistics.median(round_ratios),
+            "server_cpu_us_per_call_delta": summary["server_cpu_us_per_call"]
+            - bare["server_cpu_us_per_call"],
             "p50_delta_ms": delta,
             "p90_delta_ms": summary["p90_ms"] - bare["p90_ms"],
             "p99_delta_ms": summary["p99_ms"] - bare["p99_ms"],
             "target_met": ratio >= TARGET_CALLS_RATIO and delta <= TARGET_P50_DELTA_MS,
         }
-    return {"config": name, "client_mode": mode, "stateless_http": stateless, "results": results, **comparisons}
+    return {
+        "config": name,
+        "client_mode": mode,
+        "stateless_http": stateless,
+        "results": results,
+        **comparisons,
+    }
 
 
 def print_table(report: list[dict[str, Any]]) -> None:
-    header = f"{'config':<17}{'server':<10}{'calls/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'ratio':>8}{'Δp50 ms':>9}"
+    header = (
+        f"{'config':<17}{'server':<9}{'calls/s':>8}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
+        f"{'ratio':>7}{'med/rnd':>8}{'Δp50 ms':>9}{'srv CPU µs/call':>16}"
+    )
     print("\n" + header + "\n" + "-" * len(header))
     for entry in report:
         for variant, s in entry["results"].items():
             cmp = entry.get(f"{variant}_vs_bare")
             ratio = f"{cmp['calls_per_s_ratio']:.3f}" if cmp else "1.000"
+            median = f"{cmp['calls_per_s_ratio_median_of_rounds']:.3f}" if cmp else ""
             delta = f"{cmp['p50_delta_ms']:+.3f}" if cmp else ""
+            cpu = f"{s['server_cpu_us_per_call']:.0f}"
+            if cmp:
+                cpu += f" ({cmp['server_cpu_us_per_call_delta']:+.0f})"
             verdict = ("  ok" if cmp["target_met"] else "  MISSES target") if cmp else ""
             print(
-                f"{entry['config']:<17}{variant:<10}{s['calls_per_s']:>9.1f}{s['p50_ms']:>9.3f}"
-                f"{s['p90_ms']:>9.3f}{s['p99_ms']:>9.3f}{ratio:>8}{delta:>9}{verdict}"
+                f"{entry['config']:<17}{variant:<9}{s['calls_per_s']:>8.1f}{s['p50_ms']:>8.3f}"
+                f"{s['p90_ms']:>8.3f}{s['p99_ms']:>8.3f}{ratio:>7}{median:>8}{delta:>9}{cpu:>16}{verdict}"
             )
     print(
-        f"target: kit calls/s >= {TARGET_CALLS_RATIO:.0%} of bare and kit p50 <= bare p50 + {TARGET_P50_DELTA_MS} ms"
+        f"target: kit calls/s >= {TARGET_CALLS_RATIO:.0%} of bare, "
+        f"kit p50 <= bare p50 + {TARGET_P50_DELTA_MS} ms"
+        "\n(ratio: pooled; med/rnd: median of per-round ratios; CPU: server process, all threads)"
     )
 
 
@@ -344,12 +379,16 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=2000, help="calls per server per round")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per configuration")
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured calls per server first")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {list(CONFIGS)}")
-    parser.add_argument("--otel", action="store_true", help="also measure the kit with the OTel SDK installed")
+    parser.add_argument(
+        "--otel", action="store_true", help="also measure the kit with the OTel SDK installed"
+    )
     parser.add_argument("--server-log-level", default="warning", help="uvicorn log level in the servers")
     parser.add_argument("--json-out", type=Path, help="write the full results as JSON here")
     args = parser.parse_args()
@@ -362,7 +401,8 @@ def main() -> None:
     print("\ntelemetry (kit SQLite file after shutdown):")
     for t in result["telemetry"]:
         verdict = "exact" if t["exact"] else "MISMATCH"
-        print(f"  {t['server']:<20} sent {t['calls_sent']:>6}  rows {t['rows']:>6}  {t['by_outcome']}  {verdict}")
+        line = f"  {t['server']:<20} sent {t['calls_sent']:>6}  rows {t['rows']:>6}  {t['by_outcome']}"
+        print(f"{line}  {verdict}")
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {args.json_out}")

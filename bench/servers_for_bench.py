@@ -56,7 +56,9 @@ def build_kit(data_dir: Path, port: int, stateless: bool, otel: bool) -> Starlet
     from fleetdeck.settings import FleetdeckSettings
     from fleetdeck.tool import ServerInfo
 
-    settings = FleetdeckSettings.load(data_dir=data_dir, http={"host": HOST, "port": port, "stateless": stateless})
+    settings = FleetdeckSettings.load(
+        data_dir=data_dir, http={"host": HOST, "port": port, "stateless": stateless}
+    )
     if otel:
         from fleetdeck.observability import configure_observability
 
@@ -83,7 +85,9 @@ def build_kit(data_dir: Path, port: int, stateless: bool, otel: bool) -> Starlet
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("variant", choices=["bare", "kit", "kit-otel"])
     parser.add_argument("fd", type=int, help="inherited socket bound on loopback")
     parser.add_argument("data_dir", type=Path)

@@ -34,7 +34,7 @@ async def server(settings: FleetdeckSettings, tmp_path: Path) -> AsyncIterator[F
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_list_catalogs_shows_the_demo_warehouse(server: FleetServer, mode: str) -> None:
-    async with Client(server.mcp, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(server.mcp, mode=mode) as client:
         result = await client.call_tool("list_catalogs", {})
     assert not result.is_error
     assert result.structured_content == {"catalogs": ["warehouse"]}
@@ -42,7 +42,7 @@ async def test_list_catalogs_shows_the_demo_warehouse(server: FleetServer, mode:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_list_schemas_lists_the_business_domains(server: FleetServer, mode: str) -> None:
-    async with Client(server.mcp, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(server.mcp, mode=mode) as client:
         result = await client.call_tool("list_schemas", {"catalog": "warehouse"})
     assert result.structured_content is not None
     assert {"ads", "finance", "ops"} <= set(result.structured_content["schemas"])
@@ -63,7 +63,9 @@ async def test_identifier_injection_is_rejected_before_the_backend(server: Fleet
     assert result.is_error
 
 
-async def test_every_call_is_recorded_with_its_outcome(server: FleetServer, settings: FleetdeckSettings) -> None:
+async def test_every_call_is_recorded_with_its_outcome(
+    server: FleetServer, settings: FleetdeckSettings
+) -> None:
     async with Client(server.mcp) as client:
         await client.call_tool("list_catalogs", {})
         await client.call_tool("list_schemas", {"catalog": "nope"})

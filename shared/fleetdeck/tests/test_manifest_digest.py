@@ -22,7 +22,10 @@ def _tool(name: str = "list_schemas") -> dict[str, Any]:
             "properties": {"catalog": {"type": "string", "maxLength": 64}},
             "required": ["catalog"],
         },
-        "output_schema": {"type": "object", "properties": {"names": {"type": "array", "items": {"type": "string"}}}},
+        "output_schema": {
+            "type": "object",
+            "properties": {"names": {"type": "array", "items": {"type": "string"}}},
+        },
         "annotations": {
             "title": None,
             "read_only_hint": True,

@@ -78,7 +78,7 @@ async def test_readyz_reports_the_backend_state(base_url: str, backend: Backend)
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_tools_work_over_http_on_both_protocol_eras(base_url: str, mode: str) -> None:
-    async with Client(f"{base_url}/mcp", mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(f"{base_url}/mcp", mode=mode) as client:
         result = await client.call_tool("echo", {"text": "hello"})
     assert result.structured_content == {"result": "hello"}
 
@@ -95,7 +95,9 @@ async def test_metrics_count_calls_by_tool_and_outcome(base_url: str) -> None:
 async def test_foreign_host_header_is_refused(base_url: str) -> None:
     async with httpx2.AsyncClient() as http:
         response = await http.post(
-            f"{base_url}/mcp", headers={"Host": "evil.example", "Content-Type": "application/json"}, content="{}"
+            f"{base_url}/mcp",
+            headers={"Host": "evil.example", "Content-Type": "application/json"},
+            content="{}",
         )
     assert response.status_code == 421
 

@@ -40,7 +40,7 @@ def test_a_wrong_telemetry_url_is_refused_at_start() -> None:
 def test_a_broken_config_file_names_the_file(tmp_path: Path) -> None:
     config = tmp_path / "broken.toml"
     config.write_text("[telemetry\n")
-    with pytest.raises(ConfigError, match="broken.toml is not valid TOML"):
+    with pytest.raises(ConfigError, match=r"broken\.toml is not valid TOML"):
         FleetdeckSettings.load(config)
 
 

@@ -118,7 +118,8 @@ def test_user_ids_are_pseudonymised_with_a_key() -> None:
     alice = pseudonymise("alice", b"k1")
     assert alice == pseudonymise("alice", b"k1")
     assert alice != pseudonymise("alice", b"k2")
-    assert alice is not None and "alice" not in alice
+    assert alice is not None
+    assert "alice" not in alice
     assert pseudonymise(None, b"k1") is None
 
 
@@ -126,7 +127,7 @@ def test_user_ids_are_pseudonymised_with_a_key() -> None:
 async def test_protocol_version_is_recorded_per_era(tmp_path: Path, era: str) -> None:
     server = kit_server(tmp_path)
     async with server.running():
-        async with Client(server.mcp, mode=era) as client:  # type: ignore[arg-type]
+        async with Client(server.mcp, mode=era) as client:
             await client.call_tool("add", {"a": 1, "b": 1})
         assert server._writer is not None
         assert server._writer.flush(timeout=10)

@@ -162,7 +162,7 @@ def test_sqlite_outage_then_recovery_loses_no_events(
     )
 
 
-@pytest.mark.integration
+@pytest.mark.postgres
 def test_postgres_events_are_written(
     postgres_database: str, spool_dir: Path, writers: list[EventWriter]
 ) -> None:
@@ -179,7 +179,7 @@ def test_postgres_events_are_written(
     store.dispose()
 
 
-@pytest.mark.integration
+@pytest.mark.postgres
 def test_postgres_stopped_and_restarted_loses_no_events(
     postgres_server: PostgresServer, postgres_database: str, spool_dir: Path, writers: list[EventWriter]
 ) -> None:

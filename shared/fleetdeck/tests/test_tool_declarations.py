@@ -34,7 +34,7 @@ def server(tmp_path: Path) -> FleetServer:
 
 def test_missing_minutes_saved_is_refused(server: FleetServer) -> None:
     with pytest.raises(TypeError, match="minutes_saved"):
-        server.tool(**HINTS)  # type: ignore[call-arg]
+        server.tool(**HINTS)
 
 
 @pytest.mark.parametrize("hint", ["read_only", "destructive", "idempotent"])

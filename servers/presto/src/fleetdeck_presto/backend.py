@@ -43,7 +43,9 @@ class DuckDBBackend:
                     ensure_demo_warehouse(self._path)
                     self._conn = duckdb.connect(str(self._path), read_only=True)
                 except (duckdb.Error, OSError) as exc:
-                    raise BackendUnavailableError(f"the demo warehouse cannot be opened: {type(exc).__name__}") from exc
+                    raise BackendUnavailableError(
+                        f"the demo warehouse cannot be opened: {type(exc).__name__}"
+                    ) from exc
             return self._conn.cursor()
 
     def _rows(self, sql: str, *params: object) -> list[tuple[object, ...]]:

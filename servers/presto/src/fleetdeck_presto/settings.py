@@ -14,7 +14,9 @@ from fleetdeck.settings import PackageSettings
 class PrestoSettings(PackageSettings):
     """Which warehouse backend to use and where the embedded one lives."""
 
-    model_config = SettingsConfigDict(env_prefix="FLEETDECK_PRESTO__", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FLEETDECK_PRESTO__", env_nested_delimiter="__", extra="ignore"
+    )
     toml_table: ClassVar[str | None] = "presto"
 
     backend: Literal["duckdb"] = Field(

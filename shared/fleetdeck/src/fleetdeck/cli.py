@@ -21,7 +21,9 @@ from fleetdeck.observability import configure_observability
 from fleetdeck.report import report_command
 from fleetdeck.settings import FleetdeckSettings
 
-app = typer.Typer(help="Run and govern a fleet of MCP servers.", no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Run and govern a fleet of MCP servers.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 app.add_typer(manifests_app, name="manifests", help="Build or check the generated server manifests.")
 app.add_typer(reviews_app, name="reviews", help="Record and show governance reviews.")
 app.command("report", help="The ROI report: invocations, users and hours saved.")(report_command)

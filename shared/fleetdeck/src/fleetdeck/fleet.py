@@ -82,7 +82,17 @@ def run_fleet(config: Path | None, host: str, only: list[str]) -> int:
         if reason is not None:
             console.print(f"[yellow]skipping {name}:[/] {reason}")
             continue
-        command = [sys.executable, "-m", "fleetdeck", "serve", name, "--host", host, "--port", str(plugin.default_port)]
+        command = [
+            sys.executable,
+            "-m",
+            "fleetdeck",
+            "serve",
+            name,
+            "--host",
+            host,
+            "--port",
+            str(plugin.default_port),
+        ]
         if config is not None:
             command += ["--config", str(config)]
         process = subprocess.Popen(command)  # noqa: S603 - our own interpreter and arguments
@@ -91,7 +101,8 @@ def run_fleet(config: Path | None, host: str, only: list[str]) -> int:
     def interrupted(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupted)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (nohup, &)
+        signal.signal(signum, interrupted)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         failed = [m.name for m in members if not _wait_healthy(m, deadline)]

@@ -26,7 +26,9 @@ GROUP = "fleetdeck.servers"
 class ServerBuilder(Protocol):
     """Builds a server from a configuration file; ``settings`` overrides the shared settings."""
 
-    def __call__(self, config_file: Path | None = None, *, settings: FleetdeckSettings | None = None) -> FleetServer:
+    def __call__(
+        self, config_file: Path | None = None, *, settings: FleetdeckSettings | None = None
+    ) -> FleetServer:
         """Build the server; must do no I/O (backends connect on first use)."""
 
 
@@ -47,7 +49,9 @@ def discover() -> dict[str, ServerPlugin]:
     for entry in entry_points(group=GROUP):
         plugin = entry.load()
         if not isinstance(plugin, ServerPlugin) or plugin.name != entry.name:
-            raise ConfigError(f"entry point {entry.name!r} in {GROUP} must name a ServerPlugin called {entry.name!r}")
+            raise ConfigError(
+                f"entry point {entry.name!r} in {GROUP} must name a ServerPlugin called {entry.name!r}"
+            )
         plugins[entry.name] = plugin
     return dict(sorted(plugins.items()))
 
@@ -56,5 +60,7 @@ def get(name: str) -> ServerPlugin:
     """The plugin called ``name``, or a :class:`ConfigError` listing the installed ones."""
     plugins = discover()
     if name not in plugins:
-        raise ConfigError(f"no server called {name!r} is installed; installed: {', '.join(plugins) or 'none'}")
+        raise ConfigError(
+            f"no server called {name!r} is installed; installed: {', '.join(plugins) or 'none'}"
+        )
     return plugins[name]

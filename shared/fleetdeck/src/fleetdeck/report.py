@@ -43,7 +43,14 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from fleetdeck.errors import FleetdeckError, InvalidInputError
@@ -67,6 +74,7 @@ CSV_COLUMNS = (
 )
 NO_DATA = "no invocations recorded"
 _MAX_CHART_SERVERS = 8
+_PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C")
 
 
 class ReportFormat(StrEnum):
@@ -99,7 +107,9 @@ def report_to_dict(report: RoiReport) -> dict[str, Any]:
             {
                 "month": entry.month,
                 "totals": _figures(entry.totals),
-                "by_server": [{"server": r.server, "team": r.team, **_figures(r.figures)} for r in entry.by_server],
+                "by_server": [
+                    {"server": r.server, "team": r.team, **_figures(r.figures)} for r in entry.by_server
+                ],
                 "by_tool": [
                     {"server": r.server, "tool": r.tool, "team": r.team, **_figures(r.figures)}
                     for r in entry.by_tool
@@ -183,7 +193,9 @@ def render_table(report: RoiReport, console: Console) -> None:
         )
         console.print(_table("By team", ["Team"], [([r.team], r.figures) for r in entry.by_team]))
         console.print(
-            _table("By server", ["Server", "Team"], [([r.server, r.team], r.figures) for r in entry.by_server])
+            _table(
+                "By server", ["Server", "Team"], [([r.server, r.team], r.figures) for r in entry.by_server]
+            )
         )
         console.print(
             _table("By tool", ["Server", "Tool"], [([r.server, r.tool], r.figures) for r in entry.by_tool])
@@ -215,7 +227,6 @@ def render_png(report: RoiReport, path: Path) -> Path:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
-    from matplotlib.ticker import FuncFormatter
 
     if report.month_range is None:
         raise InvalidInputError("the report is empty; there is nothing to chart")
@@ -229,36 +240,86 @@ def render_png(report: RoiReport, path: Path) -> Path:
         f"{hours:,.0f} hours saved   ·   {invocations:,} invocations   ·   "
         f"{latest.totals.monthly_active_users:,} monthly active users ({latest.month})"
     )
-    colours = plt.get_cmap("tab10").colors
-    fig, ax = plt.subplots(figsize=(13.33, 7.5), dpi=150)
+    fig, ax = plt.subplots(figsize=(16, 9), dpi=125)
     try:
-        fig.subplots_adjust(left=0.08, right=0.82, top=0.80, bottom=0.12)
-        fig.suptitle(f"Hours saved by Fleetdeck MCP servers, {span}", x=0.08, y=0.95, ha="left", fontsize=22)
-        fig.text(0.08, 0.86, headline, ha="left", fontsize=15, color="#333333")
-        positions = list(range(len(months)))
-        bottom = [0.0] * len(months)
-        for index, (name, values) in enumerate(series.items()):
-            ax.bar(positions, values, bottom=bottom, width=0.7, label=name, color=colours[index % len(colours)])
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        for x, total in zip(positions, bottom, strict=True):
-            ax.annotate(
-                f"{total:,.0f}", (x, total), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=12
-            )
-        ax.set_xticks(positions, months, fontsize=13, rotation=45 if len(months) > 8 else 0)
-        ax.tick_params(axis="y", labelsize=13)
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
-        ax.set_xlabel("Month", fontsize=15)
-        ax.set_ylabel("Hours saved (successful calls)", fontsize=15)
-        ax.set_ylim(0, max(bottom) * 1.12 or 1)
+        fig.subplots_adjust(left=0.08, right=0.82 if len(months) > 1 else 0.92, top=0.80, bottom=0.12)
+        fig.suptitle(
+            f"Hours saved by Fleetdeck MCP servers, {span}",
+            x=0.08,
+            y=0.95,
+            ha="left",
+            fontsize=26,
+            weight="bold",
+        )
+        fig.text(0.08, 0.86, headline, ha="left", fontsize=18, color="#333333")
+        if len(months) == 1:
+            _plot_one_month(ax, series)
+        else:
+            _plot_months(ax, months, series)
+        ax.tick_params(labelsize=15)
         ax.spines[["top", "right"]].set_visible(False)
-        ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-        ax.legend(title="Server", fontsize=13, title_fontsize=14, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png")
     finally:
         plt.close(fig)
     return path
+
+
+def _thousands(value: float, _position: int) -> str:
+    return f"{value:,.0f}"
+
+
+def _plot_months(ax: Any, months: list[str], series: dict[str, list[float]]) -> None:
+    """Stacked bars: one per month, one segment per server, the month's total on top."""
+    from matplotlib.ticker import FuncFormatter
+
+    positions = list(range(len(months)))
+    bottom = [0.0] * len(months)
+    for index, (name, values) in enumerate(series.items()):
+        colour = _PALETTE[index % len(_PALETTE)]
+        ax.bar(positions, values, bottom=bottom, width=0.7, label=name, color=colour)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    for x, total in zip(positions, bottom, strict=True):
+        ax.annotate(
+            f"{total:,.0f}", (x, total), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=14
+        )
+    ax.set_xticks(positions, months, rotation=45 if len(months) > 8 else 0)
+    ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    ax.set_xlabel("Month", fontsize=17)
+    ax.set_ylabel("Hours saved (successful calls)", fontsize=17)
+    ax.set_ylim(0, max(bottom) * 1.12 or 1)
+    ax.grid(axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(
+        handles[::-1],
+        labels[::-1],
+        title="Server",
+        fontsize=15,
+        title_fontsize=16,
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+    )
+
+
+def _plot_one_month(ax: Any, series: dict[str, list[float]]) -> None:
+    """Horizontal bars: one per server, largest on top, each labelled with its hours."""
+    from matplotlib.ticker import FuncFormatter
+
+    names = list(series)[::-1]
+    values = [series[name][0] for name in names]
+    colours = [_PALETTE[(len(names) - 1 - i) % len(_PALETTE)] for i in range(len(names))]
+    ax.barh(names, values, height=0.6, color=colours)
+    for y, value in enumerate(values):
+        ax.annotate(
+            f"{value:,.0f}", (value, y), textcoords="offset points", xytext=(6, 0), va="center", fontsize=15
+        )
+    ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
+    ax.set_xlabel("Hours saved (successful calls)", fontsize=17)
+    ax.set_ylabel("Server", fontsize=17)
+    ax.set_xlim(0, max(values, default=0.0) * 1.12 or 1)
+    ax.grid(axis="x", alpha=0.3)
 
 
 def _sqlite_file_missing(url: str) -> Path | None:
@@ -305,14 +366,18 @@ def _query(url: str, month: str | None, console: Console) -> RoiReport:
 def report_command(
     month: Annotated[
         str | None,
-        typer.Option("--month", help="One month, YYYY-MM (default: every month recorded).", callback=_check_month),
+        typer.Option(
+            "--month", help="One month, YYYY-MM (default: every month recorded).", callback=_check_month
+        ),
     ] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.TABLE,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write here (PNG default: fleetdeck-report-<month|all>.png)."),
     ] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Fleetdeck TOML configuration file.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Fleetdeck TOML configuration file.")
+    ] = None,
 ) -> None:
     """Report invocations, monthly active users and hours saved by server, tool and team."""
     err = Console(stderr=True)

@@ -65,11 +65,13 @@ def _tool_errors(spec: ToolSpec) -> Iterator[None]:
         if record is not None:
             record.outcome, record.error_class = Outcome.TOOL_ERROR, type(exc).__name__
         raise
-    except Exception as exc:  # noqa: BLE001 - the one place a tool crash becomes a safe message
+    except Exception as exc:  # the one place a tool crash becomes a safe message
         if record is not None:
             record.outcome, record.error_class = Outcome.INTERNAL_ERROR, type(exc).__name__
         logger.exception("tool %s failed unexpectedly", spec.name)
-        raise ToolError(f"{spec.name} failed unexpectedly ({type(exc).__name__}); the error was logged") from exc
+        raise ToolError(
+            f"{spec.name} failed unexpectedly ({type(exc).__name__}); the error was logged"
+        ) from exc
 
 
 def _instrument(fn: F, spec: ToolSpec) -> F:
@@ -112,7 +114,9 @@ class ArgumentLimit:
 class FleetServer:
     """One domain MCP server: tools with declarations, telemetry, limits and health routes."""
 
-    def __init__(self, info: ServerInfo, settings: FleetdeckSettings, *, readiness: Readiness | None = None) -> None:
+    def __init__(
+        self, info: ServerInfo, settings: FleetdeckSettings, *, readiness: Readiness | None = None
+    ) -> None:
         self.info = info
         self.settings = settings
         self.metrics = Metrics()
@@ -209,7 +213,9 @@ class FleetServer:
     def _submit(self, event: InvocationEvent) -> None:
         if self._writer is None:
             self.metrics.events_dropped.labels("not_running").inc()
-            logger.warning("telemetry event dropped: %s is not running (use FleetServer.running())", self.info.name)
+            logger.warning(
+                "telemetry event dropped: %s is not running (use FleetServer.running())", self.info.name
+            )
             return
         self._writer.submit(event)
 
@@ -224,7 +230,9 @@ class FleetServer:
             yield self
         finally:
             self._writer = None
-            await anyio.to_thread.run_sync(functools.partial(writer.close, self.settings.http.shutdown_timeout_s))
+            await anyio.to_thread.run_sync(
+                functools.partial(writer.close, self.settings.http.shutdown_timeout_s)
+            )
 
     # -- HTTP ------------------------------------------------------------------------------------
 

@@ -156,7 +156,9 @@ class FleetdeckSettings(PackageSettings):
         if self.telemetry.pseudonym_key is not None:
             return self.telemetry.pseudonym_key.get_secret_value().encode()
         if self.environment == "production":
-            raise ConfigError("setting telemetry.pseudonym_key (env FLEETDECK_TELEMETRY__PSEUDONYM_KEY) is required")
+            raise ConfigError(
+                "setting telemetry.pseudonym_key (env FLEETDECK_TELEMETRY__PSEUDONYM_KEY) is required"
+            )
         path = self.data_dir / "pseudonym.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,11 @@ def make_spec(
             raise ConfigError(f"tool {tool_name!r}: {flag} must be True or False, got {value!r}")
     if read_only and destructive:
         raise ConfigError(f"tool {tool_name!r} cannot be both read_only and destructive")
-    if isinstance(minutes_saved, bool) or not isinstance(minutes_saved, int | float) or not 0 <= minutes_saved <= 480:
+    if (
+        isinstance(minutes_saved, bool)
+        or not isinstance(minutes_saved, int | float)
+        or not 0 <= minutes_saved <= 480
+    ):
         raise ConfigError(f"tool {tool_name!r}: minutes_saved must be a number between 0 and 480")
     return ToolSpec(
         name=tool_name,

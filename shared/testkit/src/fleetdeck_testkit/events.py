@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
 from fleetdeck.errors import Outcome
 from fleetdeck.telemetry.events import InvocationEvent
 from fleetdeck.telemetry.store import EventStore, invocations, metadata
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 #: Bump when the generated data changes shape, so cached benchmark files are rebuilt.
 GENERATOR_VERSION = 1
@@ -151,7 +152,7 @@ def iter_rows(
     month_list = _months_of(months)
     if n < 0 or not month_list or not tools or users < 1:
         raise ValueError("need n >= 0, at least one month, one tool and one user")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible by seed
     hashes = [user_hash_of(i) for i in range(users)]
     user_cum = list(itertools.accumulate(1.0 / (i + 1) ** 0.9 for i in range(users)))
     tool_cum = list(itertools.accumulate(spec.weight for spec in tools))
@@ -242,7 +243,9 @@ def _insert_sql() -> str:
 
 def _index_ddl() -> list[tuple[str, str]]:
     dialect = sqlite_dialect.dialect()
-    return [(str(index.name), str(CreateIndex(index).compile(dialect=dialect))) for index in invocations.indexes]
+    return [
+        (str(index.name), str(CreateIndex(index).compile(dialect=dialect))) for index in invocations.indexes
+    ]
 
 
 def schema_fingerprint() -> int:

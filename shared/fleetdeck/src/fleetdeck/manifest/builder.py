@@ -8,6 +8,7 @@ what ``tools/list`` returns; the Fleetdeck half (policy, minutes saved, approval
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import math
@@ -209,17 +210,30 @@ def render(manifest: Manifest) -> str:
     return render_json(manifest.document())
 
 
-def describe_changes(committed: Manifest, built: Manifest) -> list[str]:
-    """What differs between a committed manifest and the one the code builds, one line each."""
-    lines = diff_surfaces(committed.tools, built.tools)
-    if committed.digest != built.digest:
-        lines.append(f"tool_surface_digest {short(committed.digest)} -> {short(built.digest)}")
-    old, new = committed.document(), built.document()
-    old_governance = old.pop("_meta").pop(GOVERNANCE_KEY)
-    new_governance = new.pop("_meta").pop(GOVERNANCE_KEY)
-    for data in (old_governance, new_governance):
-        data.pop("tools")
-        data.pop("tool_surface_digest")
+def _split(document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[Any], Any]:
+    """A manifest document as (official fields, governance fields, tools, digest), tolerating junk."""
+    top = copy.deepcopy(dict(document))
+    meta = top.pop("_meta", None)
+    governance = meta.get(GOVERNANCE_KEY) if isinstance(meta, dict) else None
+    governance = dict(governance) if isinstance(governance, dict) else {}
+    if isinstance(meta, dict) and set(meta) - {GOVERNANCE_KEY}:
+        top["_meta"] = {key: value for key, value in meta.items() if key != GOVERNANCE_KEY}
+    tools = governance.pop("tools", [])
+    digest = governance.pop("tool_surface_digest", None)
+    return top, governance, tools if isinstance(tools, list) else [], digest
+
+
+def describe_changes(committed: Manifest | Mapping[str, Any], built: Manifest) -> list[str]:
+    """What differs between a committed manifest (parsed, or raw JSON data) and the built one."""
+    old_document = committed.document() if isinstance(committed, Manifest) else committed
+    old, old_governance, old_tools, old_digest = _split(old_document)
+    new, new_governance, new_tools, new_digest = _split(built.document())
+    named = [tool for tool in old_tools if isinstance(tool, dict) and isinstance(tool.get("name"), str)]
+    lines = diff_surfaces(named, new_tools)
+    if len(named) != len(old_tools):
+        lines.append("tools: some entries are not tool objects with a name")
+    if old_digest != new_digest:
+        lines.append(f"tool_surface_digest {short(str(old_digest))} -> {short(str(new_digest))}")
     lines += diff_values("server.json", old, new) if old != new else []
     lines += (
         diff_values("governance", old_governance, new_governance) if old_governance != new_governance else []

@@ -28,6 +28,7 @@ from fleetdeck.manifest.builder import build_manifest, describe_changes, render
 from fleetdeck.manifest.digest import short
 from fleetdeck.manifest.model import Manifest, load_manifest, manifest_json_schema, render_json
 from fleetdeck.manifest.reviews import REVIEWS_FILE, TRACKS, Track, approve, load_reviews, review_state
+from fleetdeck.manifest.strict_yaml import load_json, validate
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 
@@ -65,7 +66,10 @@ _TRACK: dict[TrackName, Track] = {
 
 
 def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # logs and CI: do not truncate table cells
+    return console
 
 
 def _err() -> Console:
@@ -95,7 +99,9 @@ def _server_dir(settings: FleetdeckSettings, name: str) -> Path:
     return settings.manifests_dir / name
 
 
-def _installed(only: str | None, config: Path | None) -> list[tuple[str, FleetServer]]:
+def _installed(
+    only: str | None, config: Path | None, settings: FleetdeckSettings
+) -> list[tuple[str, FleetServer]]:
     """The installed servers (or just ``only``), built from configuration without I/O."""
     found = plugins.discover()
     if only is not None and only not in found:
@@ -106,7 +112,7 @@ def _installed(only: str | None, config: Path | None) -> list[tuple[str, FleetSe
     for name, plugin in found.items():
         if only is not None and name != only:
             continue
-        server = plugin.build(config)
+        server = plugin.build(config, settings=settings)
         if server.info.name != name:
             raise FleetdeckError(f"plugin {name!r} built a server called {server.info.name!r}")
         servers.append((name, server))
@@ -129,12 +135,16 @@ def _staleness(path: Path, built: Manifest) -> list[str]:
     if not path.is_file() and not path.is_symlink():
         return [f"{path} is missing; run `fleetdeck manifests build`"]
     try:
-        committed = load_manifest(path)
+        document = load_json(path)
     except ManifestError as exc:
         return [str(exc)]
-    if path.read_text(encoding="utf-8") == render(built):
+    try:
+        validate(document, Manifest)
+    except ManifestError as exc:
+        return [str(exc), *describe_changes(document.data if isinstance(document.data, dict) else {}, built)]
+    if document.text == render(built):
         return []
-    return describe_changes(committed, built) or [f"{path} is not formatted as generated"]
+    return describe_changes(document.data, built) or [f"{path} is not formatted as generated"]
 
 
 @manifests_app.command("build")
@@ -146,7 +156,7 @@ def build_command(
     with _exit_on_error():
         settings = FleetdeckSettings.load(config)
         table = Table("server", "tools", "digest", "file", "")
-        for name, instance in _installed(server, config):
+        for name, instance in _installed(server, config, settings):
             manifest = asyncio.run(build_manifest(instance))
             path = _server_dir(settings, name) / MANIFEST_FILE
             written = _write_if_changed(path, render(manifest))
@@ -170,7 +180,7 @@ def check_command(
     with _exit_on_error():
         settings = FleetdeckSettings.load(config)
         problems: dict[str, list[str]] = {}
-        installed = _installed(server, config)
+        installed = _installed(server, config, settings)
         for name, instance in installed:
             built = asyncio.run(build_manifest(instance))
             stale = _staleness(_server_dir(settings, name) / MANIFEST_FILE, built)
@@ -229,7 +239,7 @@ def approve_command(
     with _exit_on_error():
         settings = FleetdeckSettings.load(config)
         folder = _server_dir(settings, server)
-        ((_, instance),) = _installed(server, config)
+        ((_, instance),) = _installed(server, config, settings)
         built = asyncio.run(build_manifest(instance))
         stale = _staleness(folder / MANIFEST_FILE, built)
         if stale:

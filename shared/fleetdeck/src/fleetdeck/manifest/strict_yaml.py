@@ -26,7 +26,7 @@ from json.scanner import py_make_scanner  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from fleetdeck.errors import ManifestError
@@ -104,7 +104,7 @@ class _Refused(Exception):
         self.message, self.mark = message, mark
 
 
-class _StrictComposer(yaml.SafeLoader):  # type: ignore[misc]
+class _StrictComposer(yaml.SafeLoader):
     """PyYAML's pure-Python loader, composing nodes only, refusing aliases, tags and deep nesting."""
 
     def __init__(self, text: str, max_depth: int) -> None:
@@ -113,7 +113,7 @@ class _StrictComposer(yaml.SafeLoader):  # type: ignore[misc]
         self._max_depth = max_depth
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             raise _Refused(f"aliases are not allowed (*{event.anchor})", event.start_mark)
         if event.anchor is not None:
@@ -134,7 +134,7 @@ class _StrictComposer(yaml.SafeLoader):  # type: ignore[misc]
 
 def _yaml_reading(value: str) -> str | None:
     """What a YAML reader might take a plain scalar for, if not a string."""
-    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
     if tag != _STR_TAG:
         return str(tag).rsplit(":", 1)[-1]
     if _YAML12_NON_STRING.fullmatch(value):
@@ -180,11 +180,11 @@ def _convert(node: Any, loc: Loc, marks: dict[Loc, tuple[int, int]]) -> Any:
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
             raise _Refused("mapping keys must be strings", key_node.start_mark)
+        if key_node.value == "<<" and key_node.style is None:
+            raise _Refused("merge keys (<<) are not allowed", key_node.start_mark)
         key = _plain_scalar(key_node)
         if not isinstance(key, str):
             raise _Refused(f"mapping key {key_node.value!r} must be a string", key_node.start_mark)
-        if key == "<<" and key_node.style is None:
-            raise _Refused("merge keys (<<) are not allowed", key_node.start_mark)
         if key in result:
             raise _Refused(f"duplicate key {key!r} (first at line {first_seen[key]})", key_node.start_mark)
         first_seen[key] = key_node.start_mark.line + 1

@@ -47,7 +47,8 @@ class Metrics:
         )
         self.events_dropped = Counter(
             "fleetdeck_telemetry_events_dropped",
-            "Invocation events lost, by reason (queue_full, spool_failed).",
+            "Invocation events lost, by reason: queue_full, spool_failed, spool_corrupt, closed, "
+            "not_running.",
             ["reason"],
             registry=self.registry,
         )

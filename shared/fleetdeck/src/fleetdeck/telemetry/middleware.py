@@ -78,7 +78,9 @@ class TelemetryMiddleware:
         self._key = pseudonym_key
         meter = otel_metrics.get_meter("fleetdeck")
         self._otel_calls = meter.create_counter("fleetdeck.tool.calls", description="Tool calls by outcome.")
-        self._otel_duration = meter.create_histogram("fleetdeck.tool.duration", unit="s", description="Tool time.")
+        self._otel_duration = meter.create_histogram(
+            "fleetdeck.tool.duration", unit="s", description="Tool time."
+        )
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
@@ -132,7 +134,11 @@ class TelemetryMiddleware:
         )
         self._metrics.tool_calls.labels(self._server, tool, outcome.value).inc()
         self._metrics.tool_duration.labels(self._server, tool).observe(duration)
-        attributes = {"mcp.server": self._server, "gen_ai.tool.name": tool, "fleetdeck.outcome": outcome.value}
+        attributes = {
+            "mcp.server": self._server,
+            "gen_ai.tool.name": tool,
+            "fleetdeck.outcome": outcome.value,
+        }
         self._otel_calls.add(1, attributes)
         self._otel_duration.record(duration, attributes)
         self._sink(event)

@@ -37,7 +37,9 @@ invocations = sa.Table(
     sa.Column("client_name", sa.String(256)),
     sa.Column("protocol_version", sa.String(32)),
     sa.Column("trace_id", sa.String(64)),
-    sa.Index("ix_invocations_report", "month", "server", "tool", "team", "user_hash", "outcome", "minutes_saved"),
+    sa.Index(
+        "ix_invocations_report", "month", "server", "tool", "team", "user_hash", "outcome", "minutes_saved"
+    ),
 )
 
 

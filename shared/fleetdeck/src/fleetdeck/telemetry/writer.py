@@ -69,7 +69,6 @@ class EventWriter:
         self._started_replay_done = False  # the spool found at start has been tried
         self._next_retry = 0.0
         self._closing = False
-        self._closed = False
         self._thread: threading.Thread | None = None
         self._drops_unlogged = 0
         self._last_drop_log = float("-inf")
@@ -196,8 +195,6 @@ class EventWriter:
             self.spool.seal()
         except TelemetryError as exc:
             logger.warning("cannot seal the telemetry spool", extra={"error": str(exc)})
-        with self._cond:
-            self._closed = True
 
     # -- the thread ---------------------------------------------------------------------------
 

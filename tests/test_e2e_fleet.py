@@ -1,0 +1,117 @@
+"""End to end: real `fleetdeck` processes, real MCP clients over HTTP and stdio, the report after."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+
+from fleetdeck_testkit.http import free_port
+
+pytestmark = pytest.mark.e2e
+START_TIMEOUT_S = 60.0
+
+
+def fleetdeck(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fleetdeck", *args]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FLEETDECK_DATA_DIR": str(tmp_path),
+        "FLEETDECK_TELEMETRY__FLUSH_INTERVAL_S": "0.05",
+    }
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited during start-up"
+        try:
+            if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx2.TransportError:
+            time.sleep(0.1)
+    pytest.fail(f"{base} did not become healthy in {START_TIMEOUT_S} s")
+
+
+@pytest.fixture
+def presto_http(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(fleetdeck("serve", "presto", "--port", str(port)), env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, process)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, "graceful shutdown must exit 0"
+
+
+def report(env: dict[str, str]) -> dict[str, object]:
+    done = subprocess.run(fleetdeck("report", "--format", "json"), env=env, capture_output=True, check=True)
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+async def test_serve_over_http_then_the_report_counts_the_call(presto_http: str, env: dict[str, str]) -> None:
+    async with Client(f"{presto_http}/mcp") as client:
+        result = await client.call_tool("list_schemas", {"catalog": "warehouse"})
+    assert result.structured_content is not None
+    assert "finance" in result.structured_content["schemas"]
+    ready = httpx2.get(f"{presto_http}/readyz", timeout=10)
+    assert ready.json() == {"status": "ready"}
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        months = report(env)["months"]
+        if months:
+            break
+        time.sleep(0.1)
+    (month,) = months  # type: ignore[misc]
+    assert month["totals"]["invocations"] == 1
+    (tool,) = month["tools"]
+    assert (tool["server"], tool["tool"], tool["invocations"]) == ("presto", "list_schemas", 1)
+    assert tool["hours_saved"] == pytest.approx(2 / 60)
+
+
+async def test_serve_over_stdio(env: dict[str, str]) -> None:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "fleetdeck", "serve", "presto", "--transport", "stdio"], env=env
+    )
+    async with Client(params) as client:
+        result = await client.call_tool("list_catalogs", {})
+    assert result.structured_content == {"catalogs": ["warehouse"]}
+
+
+def test_fleet_up_prints_where_everything_is_and_stops_on_ctrl_c(env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        fleetdeck("up"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT_S
+    for line in process.stdout:
+        seen.append(line)
+        if "Press Ctrl-C" in line or time.monotonic() > deadline:
+            break
+    output = "".join(seen)
+    assert "http://127.0.0.1:8101/mcp" in output
+    assert '"mcpServers"' in output
+    assert httpx2.get("http://127.0.0.1:8101/healthz", timeout=5).status_code == 200
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "fleet stopped" in rest
+    with pytest.raises(httpx2.TransportError):
+        httpx2.get("http://127.0.0.1:8101/healthz", timeout=2)
