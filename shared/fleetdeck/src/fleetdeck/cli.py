@@ -11,6 +11,7 @@ from typing import Annotated
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fleetdeck import plugins
 from fleetdeck.doctor import run_doctor
@@ -87,5 +88,5 @@ def main() -> None:
     try:
         app()
     except FleetdeckError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         sys.exit(2)
