@@ -36,7 +36,11 @@ def test_doctor_fails_naming_an_unreachable_telemetry_store(monkeypatch: pytest.
 def test_a_wrong_setting_stops_the_command_with_its_name(data_dir: Path) -> None:
     env = {"FLEETDECK_DATA_DIR": str(data_dir), "FLEETDECK_HTTP__MAX_ARGUMENT_BYTES": "tiny"}
     done = subprocess.run(
-        [sys.executable, "-m", "fleetdeck", "serve", "presto"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "fleetdeck", "serve", "presto"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "http.max_argument_bytes (env FLEETDECK_HTTP__MAX_ARGUMENT_BYTES)" in done.stderr

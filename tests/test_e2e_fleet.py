@@ -10,11 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
+from fleetdeck.telemetry.store import EventStore
 from fleetdeck_testkit.http import free_port
 
 pytestmark = pytest.mark.e2e
@@ -47,24 +49,29 @@ def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def presto_http(env: dict[str, str]) -> Iterator[str]:
+def presto_http(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(fleetdeck("serve", "presto", "--port", str(port)), env=env)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(fleetdeck("serve", "presto", "--port", str(port)), env=env, stderr=sink)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, process)
         yield base
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, "graceful shutdown must exit 0"
+        process.wait(timeout=30)
+        assert "Application shutdown complete" in log.read_text(), "SIGTERM must shut down gracefully"
 
 
-def report(env: dict[str, str]) -> dict[str, object]:
+def report(env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(fleetdeck("report", "--format", "json"), env=env, capture_output=True, check=True)
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
-async def test_serve_over_http_then_the_report_counts_the_call(presto_http: str, env: dict[str, str]) -> None:
+async def test_serve_over_http_then_the_report_counts_the_call(
+    presto_http: str, env: dict[str, str], tmp_path: Path
+) -> None:
     async with Client(f"{presto_http}/mcp") as client:
         result = await client.call_tool("list_schemas", {"catalog": "warehouse"})
     assert result.structured_content is not None
@@ -72,17 +79,27 @@ async def test_serve_over_http_then_the_report_counts_the_call(presto_http: str,
     ready = httpx2.get(f"{presto_http}/readyz", timeout=10)
     assert ready.json() == {"status": "ready"}
 
+    month = wait_for_report(env)
+    assert month["totals"]["invocations"] == 1
+    (tool,) = month["by_tool"]
+    assert (tool["server"], tool["tool"], tool["team"]) == ("presto", "list_schemas", "data-infra")
+    assert tool["hours_saved"] == pytest.approx(2 / 60)
+    (event,) = EventStore(f"sqlite:///{tmp_path / 'telemetry.db'}").events()
+    assert event.trace_id is not None
+    assert len(event.trace_id) == 32
+    assert (event.client_name, event.protocol_version) == ("mcp", "2026-07-28")
+
+
+def wait_for_report(env: dict[str, str]) -> dict[str, Any]:
+    """The single month of the report, once the server's writer has committed the event."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         months = report(env)["months"]
         if months:
-            break
+            (month,) = months
+            return month  # type: ignore[no-any-return]
         time.sleep(0.1)
-    (month,) = months  # type: ignore[misc]
-    assert month["totals"]["invocations"] == 1
-    (tool,) = month["tools"]
-    assert (tool["server"], tool["tool"], tool["invocations"]) == ("presto", "list_schemas", 1)
-    assert tool["hours_saved"] == pytest.approx(2 / 60)
+    pytest.fail("the call never reached the report")
 
 
 async def test_serve_over_stdio(env: dict[str, str]) -> None:

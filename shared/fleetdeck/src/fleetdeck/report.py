@@ -136,6 +136,11 @@ def _csv_rows(entry: MonthRoi) -> Iterator[tuple[str, str, str, str, RoiFigures]
         yield "team", "", "", team.team, team.figures
 
 
+def _plain(value: float) -> str:
+    """A number as spreadsheets read it: no exponent, no trailing ``.0``."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def render_csv(report: RoiReport) -> str:
     """The report as CSV with a header row (see :data:`CSV_COLUMNS`)."""
     buffer = io.StringIO()
@@ -154,8 +159,8 @@ def render_csv(report: RoiReport) -> str:
                     f.successful,
                     f.failed,
                     f.monthly_active_users,
-                    f"{f.minutes_saved:g}",
-                    f"{round(f.hours_saved, 4):g}",
+                    _plain(f.minutes_saved),
+                    _plain(round(f.hours_saved, 4)),
                 ]
             )
     return buffer.getvalue()

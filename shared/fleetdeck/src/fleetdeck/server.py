@@ -124,6 +124,7 @@ class FleetServer:
         self._specs: dict[str, ToolSpec] = {}
         self._writer: EventWriter | None = None
         self._key: bytes | None = None
+        self._warned_not_running = False
         self.mcp: MCPServer[Any] = MCPServer(
             name=info.name,
             title=info.title,
@@ -213,9 +214,9 @@ class FleetServer:
     def _submit(self, event: InvocationEvent) -> None:
         if self._writer is None:
             self.metrics.events_dropped.labels("not_running").inc()
-            logger.warning(
-                "telemetry event dropped: %s is not running (use FleetServer.running())", self.info.name
-            )
+            if not self._warned_not_running:
+                self._warned_not_running = True
+                logger.warning("telemetry events dropped: %s is not running (see running())", self.info.name)
             return
         self._writer.submit(event)
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -308,7 +309,9 @@ def bulk_load(
         store.dispose()
         return _load_sqlite(path, batches, n, progress, fast)
     done = 0
-    statement = invocations.insert()
+    statement: Any = invocations.insert()
+    if store.engine.dialect.name == "postgresql":
+        statement = postgresql.insert(invocations).on_conflict_do_nothing(index_elements=["event_id"])
     with store.engine.begin() as conn:
         for batch in batches:
             conn.execute(statement, [dict(zip(ROW_COLUMNS, row, strict=True)) for row in batch])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-import uuid
-from dataclasses import asdict, dataclass, field
+import secrets
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,12 +42,12 @@ class InvocationEvent:
     protocol_version: str | None = None
     trace_id: str | None = None
     ts: float = field(default_factory=time.time)
-    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    event_id: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def to_row(self) -> dict[str, Any]:
         """The store row for this event (adds the ``month`` the reports group by)."""
-        row = asdict(self)
-        row["outcome"] = str(self.outcome)
+        row = {name: getattr(self, name) for name in _FIELDS}
+        row["outcome"] = self.outcome.value
         row["month"] = month_of(self.ts)
         return row
 
@@ -57,3 +57,6 @@ class InvocationEvent:
         values = {k: v for k, v in row.items() if k != "month"}
         values["outcome"] = Outcome(values["outcome"])
         return cls(**values)
+
+
+_FIELDS = tuple(f.name for f in fields(InvocationEvent))

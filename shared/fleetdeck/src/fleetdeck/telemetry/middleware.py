@@ -76,11 +76,24 @@ class TelemetryMiddleware:
         self._metrics = metrics
         self._sink = sink
         self._key = pseudonym_key
+        self._labelled: dict[tuple[str, Outcome], tuple[Any, Any]] = {}
         meter = otel_metrics.get_meter("fleetdeck")
         self._otel_calls = meter.create_counter("fleetdeck.tool.calls", description="Tool calls by outcome.")
         self._otel_duration = meter.create_histogram(
             "fleetdeck.tool.duration", unit="s", description="Tool time."
         )
+
+    def _children(self, tool: str, outcome: Outcome) -> tuple[Any, Any]:
+        """The labelled metric children for (tool, outcome), cached: tool names are known."""
+        key = (tool, outcome)
+        children = self._labelled.get(key)
+        if children is None:
+            children = (
+                self._metrics.tool_calls.labels(self._server, tool, outcome.value),
+                self._metrics.tool_duration.labels(self._server, tool),
+            )
+            self._labelled[key] = children
+        return children
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
@@ -132,8 +145,9 @@ class TelemetryMiddleware:
             protocol_version=ctx.protocol_version,
             trace_id=_trace_id(),
         )
-        self._metrics.tool_calls.labels(self._server, tool, outcome.value).inc()
-        self._metrics.tool_duration.labels(self._server, tool).observe(duration)
+        calls, durations = self._children(tool, outcome)
+        calls.inc()
+        durations.observe(duration)
         attributes = {
             "mcp.server": self._server,
             "gen_ai.tool.name": tool,

@@ -11,12 +11,16 @@ Definitions (DESIGN §5):
 
 How it is computed: one grouped pass per month over the ``invocations`` rows of that month, served
 entirely by the covering index ``ix_invocations_report`` (month, server, tool, team, user_hash,
-outcome, minutes_saved) in index order, so no sort and no table access. The pass reduces the month to
-one row per (server, tool, team, user) — a few thousand rows — which the database materialises
-once; the per-tool, per-server, per-team and month totals, with their exact ``COUNT(DISTINCT)`` of
-users, are then taken over that small set in the same statement. The statement is plain SQLAlchemy
-Core and runs unchanged on SQLite and PostgreSQL. Months are discovered newest first with one
-index lookup each (``MAX(month) WHERE month < ?``) instead of a scan.
+outcome, minutes_saved) in index order, so no sort and no table access. (``user_hash`` comes before
+``outcome`` on purpose: with the opposite order the grouping needs a temporary B-tree, measured 2x
+slower.) The pass reduces the month to one row per (server, tool, team, user) — tens of thousands of
+rows for a million events — which the database materialises once; the per-tool, per-server,
+per-team and month totals, with their exact ``COUNT(DISTINCT)`` of users, are then taken over that
+small set in the same statement. The statement is plain SQLAlchemy Core and runs unchanged on SQLite
+and PostgreSQL. Months are discovered newest first with one index lookup each
+(``MAX(month) WHERE month < ?``) instead of a scan, and are queried concurrently on separate
+connections (the database works outside the GIL). The cost is about 0.65 microseconds of database
+CPU per event on the 2-vCPU benchmark VM; see ``bench/bench_report.py``.
 
 A tool or server reported under more than one team in a month (an ownership change) is shown with
 the greatest team name; the per-team breakdown still splits its numbers exactly.
@@ -24,8 +28,11 @@ the greatest team name; the per-team breakdown still splits its numbers exactly.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,11 +141,16 @@ def build_report(
     source: Engine | EventStore,
     month: str | None = None,
     progress: ProgressCallback | None = None,
+    *,
+    workers: int | None = None,
 ) -> RoiReport:
     """Query the ROI report for one ``month`` (``YYYY-MM``) or, when None, every month present.
 
-    Raises :class:`InvalidInputError` for a malformed month and :class:`TelemetryError` when the
-    store cannot be read. A store without the ``invocations`` table is an empty report.
+    Months are independent, so several are queried at once on separate connections (``workers``,
+    default: one per CPU, at most 4; the database does the work, outside the GIL). ``progress`` is
+    called as each month starts. Raises :class:`InvalidInputError` for a malformed month and
+    :class:`TelemetryError` when the store cannot be read. A store without the ``invocations``
+    table is an empty report.
     """
     requested = validate_month(month) if month is not None else None
     engine = source.engine if isinstance(source, EventStore) else source
@@ -146,21 +158,40 @@ def build_report(
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table(invocations.name):
                 return RoiReport(months=(), requested_month=requested)
+            months = [requested] if requested is not None else _months_present(conn)
+        results = _query_months(engine, months, progress, workers or min(4, os.cpu_count() or 1))
+    except SQLAlchemyError as exc:
+        raise TelemetryError(f"cannot read the telemetry store: {type(exc).__name__}") from exc
+    found = tuple(result for result in results if result is not None)
+    servers = sorted({row.server for result in found for row in result.by_server})
+    return RoiReport(months=found, requested_month=requested, servers=tuple(servers))
+
+
+def _query_months(
+    engine: Engine, months: list[str], progress: ProgressCallback | None, workers: int
+) -> list[MonthRoi | None]:
+    """Each month's figures, in the order given; up to ``workers`` months at a time."""
+    lock = threading.Lock()
+    done = 0
+
+    def one(name: str) -> MonthRoi | None:
+        nonlocal done
+        if progress is not None:
+            with lock:
+                progress(name, done, len(months))
+        with engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 for pragma in _SQLITE_READ_PRAGMAS:
                     conn.exec_driver_sql(pragma)
-            months = [requested] if requested is not None else _months_present(conn)
-            results = []
-            for done, name in enumerate(months):
-                if progress is not None:
-                    progress(name, done, len(months))
-                result = _query_month(conn, name)
-                if result is not None:
-                    results.append(result)
-    except SQLAlchemyError as exc:
-        raise TelemetryError(f"cannot read the telemetry store: {type(exc).__name__}") from exc
-    servers = sorted({row.server for result in results for row in result.by_server})
-    return RoiReport(months=tuple(results), requested_month=requested, servers=tuple(servers))
+            result = _query_month(conn, name)
+        with lock:
+            done += 1
+        return result
+
+    if workers <= 1 or len(months) <= 1:
+        return [one(name) for name in months]
+    with ThreadPoolExecutor(max_workers=min(workers, len(months)), thread_name_prefix="roi") as pool:
+        return list(pool.map(one, months))
 
 
 def _months_present(conn: Connection) -> list[str]:
@@ -244,8 +275,3 @@ def _query_month(conn: Connection, month: str) -> MonthRoi | None:
 
 def _rank(figures: RoiFigures, *names: str) -> tuple[Any, ...]:
     return (-figures.minutes_saved, -figures.invocations, *names)
-
-
-def month_names(report: RoiReport) -> Sequence[str]:
-    """The report's months, newest first."""
-    return [entry.month for entry in report.months]
