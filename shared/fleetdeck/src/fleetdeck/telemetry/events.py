@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 import secrets
+import time
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
