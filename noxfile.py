@@ -28,6 +28,16 @@ BACKENDS = ["postgres"]
 NOT_INTEGRATION = " and ".join(f"not {backend}" for backend in [*BACKENDS, "e2e"])
 
 
+def has_tests(folder: str) -> bool:
+    """Whether ``folder`` holds any ``test_*.py`` file."""
+    return os.path.isdir(folder) and any(name.startswith("test_") for name in os.listdir(folder))
+
+
+def test_folders() -> list[str]:
+    """Every package's test folder that holds tests, plus the cross-package suites."""
+    return [f"{path}/tests" for path in PACKAGES.values() if has_tests(f"{path}/tests")] + ["tests"]
+
+
 def sync(session: nox.Session, *args: str) -> None:
     """Install exactly what ``uv.lock`` pins for ``args`` into the session's environment."""
     session.run_install(
@@ -58,10 +68,8 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's sources and tests."""
     sync(session, "--all-packages")
-    targets = [f"{path}/src" for path in PACKAGES.values()]
-    tests = [f"{path}/tests" for path in PACKAGES.values() if os.path.isdir(f"{path}/tests")]
-    session.run("mypy", *targets)
-    for folder in [*tests, "tests", "bench", "noxfile.py"]:
+    session.run("mypy", *[f"{path}/src" for path in PACKAGES.values()])
+    for folder in [*test_folders(), "bench", "noxfile.py"]:  # test modules share names across folders
         session.run("mypy", folder)
 
 
@@ -71,7 +79,7 @@ def unit(session: nox.Session, package: str) -> None:
     """One package's own tests, in an environment holding only it and its workspace dependencies."""
     sync(session, "--package", package)
     folder = f"{PACKAGES[package]}/tests"
-    if not any(name.startswith("test_") for name in os.listdir(folder)):
+    if not has_tests(folder):
         session.skip(f"{package} has no tests yet")
     pytest(session, folder, "-m", NOT_INTEGRATION)
 
@@ -88,8 +96,7 @@ def contract(session: nox.Session) -> None:
 def integration(session: nox.Session, backend: str) -> None:
     """Every test that talks to the real ``backend``, started by the testkit's fixtures."""
     sync(session, "--all-packages")
-    folders = [f"{path}/tests" for path in PACKAGES.values() if os.path.isdir(f"{path}/tests")]
-    pytest(session, *folders, "tests", "-m", backend)
+    pytest(session, *test_folders(), "-m", backend)
 
 
 @nox.session
