@@ -183,19 +183,9 @@ def test_month_filter_reports_only_that_month(store: EventStore, events: list[In
 def test_progress_is_reported_per_month_newest_first(store: EventStore) -> None:
     calls: list[tuple[str, int, int]] = []
 
-    build_report(store, progress=lambda *args: calls.append(args), workers=1)
+    build_report(store, progress=lambda *args: calls.append(args))
 
     assert calls == [(MONTHS[2], 0, 3), (MONTHS[1], 1, 3), (MONTHS[0], 2, 3)]
-
-
-def test_months_queried_in_parallel_give_the_same_report(store: EventStore) -> None:
-    calls: list[tuple[str, int, int]] = []
-
-    parallel = build_report(store, progress=lambda *args: calls.append(args), workers=3)
-
-    assert parallel == build_report(store, workers=1)
-    assert sorted(month for month, _, _ in calls) == MONTHS
-    assert {total for _, _, total in calls} == {3}
 
 
 def test_a_month_without_events_is_an_empty_report(store: EventStore) -> None:

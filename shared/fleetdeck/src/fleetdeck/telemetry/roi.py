@@ -9,18 +9,16 @@ Definitions (DESIGN §5):
   server is one user of that server, of its team and of the month;
 - *hours saved* = Σ ``minutes_saved`` of the successful invocations / 60.
 
-How it is computed: one grouped pass per month over the ``invocations`` rows of that month, served
-entirely by the covering index ``ix_invocations_report`` (month, server, tool, team, user_hash,
-outcome, minutes_saved) in index order, so no sort and no table access. (``user_hash`` comes before
-``outcome`` on purpose: with the opposite order the grouping needs a temporary B-tree, measured 2x
-slower.) The pass reduces the month to one row per (server, tool, team, user) — tens of thousands of
-rows for a million events — which the database materialises once; the per-tool, per-server,
-per-team and month totals, with their exact ``COUNT(DISTINCT)`` of users, are then taken over that
-small set in the same statement. The statement is plain SQLAlchemy Core and runs unchanged on SQLite
-and PostgreSQL. Months are discovered newest first with one index lookup each
-(``MAX(month) WHERE month < ?``) instead of a scan, and are queried concurrently on separate
-connections (the database works outside the GIL). The cost is about 0.65 microseconds of database
-CPU per event on the 2-vCPU benchmark VM; see ``bench/bench_report.py``.
+How it is computed: from the rollup the store maintains as it writes (``invocation_rollup``, see
+:mod:`fleetdeck.telemetry.store`), one row per (month, server, tool, team, user_key) carrying the
+invocations, successes and minutes saved of that key, so the report never reads the raw events. Per
+month, it sums the rollup rows per tool, per server, per team and for the month, with the exact
+``COUNT(DISTINCT user_key)`` (anonymous ``''`` excluded) at every level: one statement answers all
+months at once (each level grouped by ``month`` first, the rollup's key prefix; one month is a key
+range). It is plain SQLAlchemy Core and runs unchanged on SQLite and PostgreSQL. The cost grows with
+the (month, tool, team, user) keys, not with the events: about 600k keys for the 10M-event
+benchmark (``bench/bench_report.py``). A database written before the rollup existed is migrated
+(the rollup filled from ``invocations``) the first time it is reported on.
 
 A tool or server reported under more than one team in a month (an ownership change) is shown with
 the greatest team name; the per-team breakdown still splits its numbers exactly.
@@ -28,26 +26,31 @@ the greatest team name; the per-team breakdown still splits its numbers exactly.
 
 from __future__ import annotations
 
-import os
 import re
-import threading
+from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from fleetdeck.errors import InvalidInputError, Outcome, TelemetryError
-from fleetdeck.telemetry.store import EventStore, invocations
+from fleetdeck.errors import InvalidInputError, TelemetryError
+from fleetdeck.telemetry.store import (
+    EventStore,
+    ensure_schema,
+    invocation_rollup,
+    invocations,
+    rollup_is_stale,
+)
 
-#: Called before each month is queried with (month, months done so far, months in the report).
+#: Called as each month is assembled with (month, months done so far, months in the report).
 ProgressCallback = Callable[[str, int, int], None]
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
-_SQLITE_READ_PRAGMAS = ("PRAGMA temp_store=MEMORY", "PRAGMA mmap_size=8589934592")
+# COUNT(DISTINCT) and GROUP BY build temporary B-trees: in memory, not in temp files (1.9x faster).
+_SQLITE_READ_PRAGMAS = ("PRAGMA temp_store=MEMORY", "PRAGMA cache_size=-65536")
 
 
 def validate_month(value: str) -> str:
@@ -141,16 +144,14 @@ def build_report(
     source: Engine | EventStore,
     month: str | None = None,
     progress: ProgressCallback | None = None,
-    *,
-    workers: int | None = None,
 ) -> RoiReport:
     """Query the ROI report for one ``month`` (``YYYY-MM``) or, when None, every month present.
 
-    Months are independent, so several are queried at once on separate connections (``workers``,
-    default: one per CPU, at most 4; the database does the work, outside the GIL). ``progress`` is
-    called as each month starts. Raises :class:`InvalidInputError` for a malformed month and
+    One statement over the rollup answers every month at once; ``progress`` is called as each month
+    is assembled, newest first. Raises :class:`InvalidInputError` for a malformed month and
     :class:`TelemetryError` when the store cannot be read. A store without the ``invocations``
-    table is an empty report.
+    table is an empty report (and is left untouched); a store written before the rollup existed
+    gets its rollup built first (once).
     """
     requested = validate_month(month) if month is not None else None
     engine = source.engine if isinstance(source, EventStore) else source
@@ -158,101 +159,66 @@ def build_report(
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table(invocations.name):
                 return RoiReport(months=(), requested_month=requested)
-            months = [requested] if requested is not None else _months_present(conn)
-        results = _query_months(engine, months, progress, workers or min(4, os.cpu_count() or 1))
-    except SQLAlchemyError as exc:
-        raise TelemetryError(f"cannot read the telemetry store: {type(exc).__name__}") from exc
-    found = tuple(result for result in results if result is not None)
-    servers = sorted({row.server for result in found for row in result.by_server})
-    return RoiReport(months=found, requested_month=requested, servers=tuple(servers))
-
-
-def _query_months(
-    engine: Engine, months: list[str], progress: ProgressCallback | None, workers: int
-) -> list[MonthRoi | None]:
-    """Each month's figures, in the order given; up to ``workers`` months at a time."""
-    lock = threading.Lock()
-    done = 0
-
-    def one(name: str) -> MonthRoi | None:
-        nonlocal done
-        if progress is not None:
-            with lock:
-                progress(name, done, len(months))
+            stale = rollup_is_stale(conn)
+        if stale:
+            ensure_schema(engine)
         with engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 for pragma in _SQLITE_READ_PRAGMAS:
                     conn.exec_driver_sql(pragma)
-            result = _query_month(conn, name)
-        with lock:
-            done += 1
-        return result
-
-    if workers <= 1 or len(months) <= 1:
-        return [one(name) for name in months]
-    with ThreadPoolExecutor(max_workers=min(workers, len(months)), thread_name_prefix="roi") as pool:
-        return list(pool.map(one, months))
-
-
-def _months_present(conn: Connection) -> list[str]:
-    """Every month with events, newest first: one MAX() index lookup per month, never a scan."""
-    months: list[str] = []
-    column = invocations.c.month
-    while True:
-        query = sa.select(sa.func.max(column))
-        if months:
-            query = query.where(column < months[-1])
-        newest = conn.execute(query).scalar_one_or_none()
-        if newest is None:
-            return months
-        months.append(str(newest))
+            rows = conn.execute(_statement(requested)).all()
+    except SQLAlchemyError as exc:
+        raise TelemetryError(f"cannot read the telemetry store: {type(exc).__name__}") from exc
+    by_month: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_month[str(row[0])].append(row[1:])
+    names = sorted(by_month, reverse=True)
+    results = []
+    for done, name in enumerate(names):
+        if progress is not None:
+            progress(name, done, len(names))
+        result = _month_roi(name, by_month[name])
+        if result is not None:
+            results.append(result)
+    servers = sorted({row.server for result in results for row in result.by_server})
+    return RoiReport(months=tuple(results), requested_month=requested, servers=tuple(servers))
 
 
-def _month_statement(month: str) -> sa.Select[Any]:
-    c = invocations.c
-    ok = c.outcome == str(Outcome.OK)
-    per_user = (
-        sa.select(
-            c.server,
-            c.tool,
-            c.team,
-            c.user_hash,
-            sa.func.count().label("invocations"),
-            sa.func.sum(sa.case((ok, 1), else_=0)).label("successful"),
-            sa.func.sum(sa.case((ok, c.minutes_saved), else_=0.0)).label("minutes"),
-        )
-        .where(c.month == month)
-        .group_by(c.server, c.tool, c.team, c.user_hash)
-        .cte("per_user")
-        .prefix_with("MATERIALIZED")
-    )
-    g = per_user.c
+def _statement(month: str | None) -> sa.CompoundSelect[Any]:
+    """Every level of every month (or of ``month``) in one pass over the rollup.
+
+    Each level groups by ``month`` first, the rollup's primary-key prefix, so the month's rows are
+    read in key order and a single month is a key range.
+    """
+    r = invocation_rollup.c
     figures = (
-        sa.func.sum(g.invocations),
-        sa.func.sum(g.successful),
-        sa.func.count(sa.distinct(g.user_hash)),
-        sa.func.sum(g.minutes),
+        sa.func.sum(r.invocations),
+        sa.func.sum(r.successes),
+        sa.func.count(sa.distinct(sa.func.nullif(r.user_key, ""))),
+        sa.func.sum(r.minutes_saved),
     )
     empty = sa.literal("")
 
     def level(name: str, server: Any, tool: Any, team: Any, *group: Any) -> sa.Select[Any]:
-        query = sa.select(sa.literal(name), server, tool, team, *figures).select_from(per_user)
-        return query.group_by(*group) if group else query
+        query = sa.select(r.month, sa.literal(name), server, tool, team, *figures)
+        if month is not None:
+            query = query.where(r.month == month)
+        return query.group_by(r.month, *group)
 
     return sa.union_all(
-        level("tool", g.server, g.tool, sa.func.max(g.team), g.server, g.tool),
-        level("server", g.server, empty, sa.func.max(g.team), g.server),
-        level("team", empty, empty, g.team, g.team),
+        level("tool", r.server, r.tool, sa.func.max(r.team), r.server, r.tool),
+        level("server", r.server, empty, sa.func.max(r.team), r.server),
+        level("team", empty, empty, r.team, r.team),
         level("total", empty, empty, empty),
-    )  # type: ignore[return-value]
+    )
 
 
-def _query_month(conn: Connection, month: str) -> MonthRoi | None:
+def _month_roi(month: str, rows: list[Any]) -> MonthRoi | None:
     totals: RoiFigures | None = None
     servers: list[ServerRoi] = []
     tools: list[ToolRoi] = []
     teams: list[TeamRoi] = []
-    for kind, server, tool, team, count, successful, users, minutes in conn.execute(_month_statement(month)):
+    for kind, server, tool, team, count, successful, users, minutes in rows:
         figures = RoiFigures(int(count or 0), int(successful or 0), int(users or 0), float(minutes or 0.0))
         if kind == "tool":
             tools.append(ToolRoi(str(server), str(tool), str(team), figures))
