@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fleetdeck.errors import ConfigError
-from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
+
+if TYPE_CHECKING:  # the CLI stays fast for commands that run no server
+    from fleetdeck.server import FleetServer
 
 GROUP = "fleetdeck.servers"
 

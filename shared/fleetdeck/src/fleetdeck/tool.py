@@ -9,11 +9,12 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from mcp.types import ToolAnnotations
+from typing import TYPE_CHECKING, Any, Literal
 
 from fleetdeck.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mcp.types import ToolAnnotations
 
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$|^[a-z][a-z0-9]*$")
 Lifecycle = Literal["experimental", "beta", "ga", "deprecated"]
@@ -60,6 +61,8 @@ class ToolSpec:
 
     def annotations(self) -> ToolAnnotations:
         """The MCP annotations, all four hints stated explicitly."""
+        from mcp.types import ToolAnnotations  # deferred: the CLI imports declarations without the SDK
+
         return ToolAnnotations(
             title=self.title,
             read_only_hint=self.read_only,

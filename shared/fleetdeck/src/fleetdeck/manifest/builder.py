@@ -13,15 +13,17 @@ import dataclasses
 import enum
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mcp.types import Tool
 from pydantic import BaseModel, ValidationError
 
 from fleetdeck.errors import ManifestError
 from fleetdeck.manifest.digest import canonical_json, diff_surfaces, diff_values, short, surface_digest
 from fleetdeck.manifest.model import GOVERNANCE_KEY, SERVER_JSON_SCHEMA, Manifest, ManifestTool, render_json
 from fleetdeck.tool import ServerInfo, ToolSpec
+
+if TYPE_CHECKING:
+    from mcp.types import Tool
 
 # What MCP clients assume when a hint is absent (used only for live surfaces, which may omit them).
 _MCP_HINT_DEFAULTS = {

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -29,8 +29,10 @@ from fleetdeck.manifest.digest import short
 from fleetdeck.manifest.model import Manifest, load_manifest, manifest_json_schema, render_json
 from fleetdeck.manifest.reviews import REVIEWS_FILE, TRACKS, Track, approve, load_reviews, review_state
 from fleetdeck.manifest.strict_yaml import load_json, validate
-from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
+
+if TYPE_CHECKING:
+    from fleetdeck.server import FleetServer
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
