@@ -12,20 +12,8 @@ from mcp import Client
 from fleetdeck.errors import BackendUnavailableError
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
-from fleetdeck.tool import ServerInfo
 from fleetdeck_testkit.http import free_port, serving
-
-INFO = ServerInfo(
-    name="demo",
-    registry_name="io.fleetdeck/demo",
-    title="Demo",
-    description="A demo server.",
-    version="1.0.0",
-    owner_team="platform",
-    support_channel="#platform",
-    docs_url="https://example.com/demo",
-    data_classification="internal",
-)
+from fleetdeck_testkit.servers import DEMO_INFO
 
 
 class Backend:
@@ -48,7 +36,7 @@ async def base_url(tmp_path: Path, backend: Backend) -> AsyncIterator[str]:
     settings = FleetdeckSettings.load(
         data_dir=tmp_path, http={"port": port, "max_argument_bytes": 1024, "max_request_bytes": 8192}
     )
-    server = FleetServer(INFO, settings, readiness=backend.check)
+    server = FleetServer(DEMO_INFO, settings, readiness=backend.check)
 
     @server.tool(minutes_saved=1, read_only=True, destructive=False, idempotent=True)
     def echo(text: str) -> str:

@@ -15,19 +15,8 @@ from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.events import pseudonymise
 from fleetdeck.telemetry.store import EventStore
-from fleetdeck.tool import ServerInfo
+from fleetdeck_testkit.servers import DEMO_INFO
 
-INFO = ServerInfo(
-    name="demo",
-    registry_name="io.fleetdeck/demo",
-    title="Demo",
-    description="A demo server.",
-    version="1.0.0",
-    owner_team="platform",
-    support_channel="#platform",
-    docs_url="https://example.com/demo",
-    data_classification="internal",
-)
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("add", {"a": 2, "b": 3}),
     ("add", {"a": "two", "b": 3}),
@@ -54,7 +43,7 @@ async def stats(values: list[float]) -> Stats:
 
 def kit_server(tmp_path: Path, **telemetry: Any) -> FleetServer:
     settings = FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01, **telemetry})
-    server = FleetServer(INFO, settings)
+    server = FleetServer(DEMO_INFO, settings)
     for fn in (add, stats):
         server.tool(minutes_saved=2, read_only=True, destructive=False, idempotent=True)(fn)
     return server

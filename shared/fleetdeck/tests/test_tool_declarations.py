@@ -11,25 +11,14 @@ from mcp import Client
 from fleetdeck.errors import ConfigError, NotFoundError
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
-from fleetdeck.tool import ServerInfo
+from fleetdeck_testkit.servers import DEMO_INFO
 
-INFO = ServerInfo(
-    name="demo",
-    registry_name="io.fleetdeck/demo",
-    title="Demo",
-    description="A demo server.",
-    version="1.0.0",
-    owner_team="platform",
-    support_channel="#platform",
-    docs_url="https://example.com/demo",
-    data_classification="internal",
-)
 HINTS: dict[str, Any] = {"read_only": True, "destructive": False, "idempotent": True}
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> FleetServer:
-    return FleetServer(INFO, FleetdeckSettings.load(data_dir=tmp_path))
+    return FleetServer(DEMO_INFO, FleetdeckSettings.load(data_dir=tmp_path))
 
 
 def test_missing_minutes_saved_is_refused(server: FleetServer) -> None:

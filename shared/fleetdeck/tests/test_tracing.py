@@ -13,29 +13,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.store import EventStore
-from fleetdeck.tool import ServerInfo
+from fleetdeck_testkit.servers import DEMO_INFO
 
 EXPORTER = InMemorySpanExporter()
 _provider = TracerProvider()
 _provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
 trace.set_tracer_provider(_provider)
 
-INFO = ServerInfo(
-    name="demo",
-    registry_name="io.fleetdeck/demo",
-    title="Demo",
-    description="A demo server.",
-    version="1.0.0",
-    owner_team="platform",
-    support_channel="#platform",
-    docs_url="https://example.com/demo",
-    data_classification="internal",
-)
-
 
 async def test_the_event_carries_the_trace_id_of_the_tool_call_span(tmp_path: Path) -> None:
     server = FleetServer(
-        INFO, FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01})
+        DEMO_INFO, FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01})
     )
 
     @server.tool(minutes_saved=1, read_only=True, destructive=False, idempotent=True)
