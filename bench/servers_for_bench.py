@@ -52,6 +52,7 @@ def build_bare(stateless: bool) -> Starlette:
 
 def build_kit(data_dir: Path, port: int, stateless: bool, otel: bool) -> Starlette:
     """The same tool through the Fleetdeck kit, telemetry on (SQLite in ``data_dir``)."""
+    from fleetdeck.auth.policy import AccessPolicy
     from fleetdeck.server import FleetServer
     from fleetdeck.settings import FleetdeckSettings
     from fleetdeck.tool import ServerInfo
@@ -74,7 +75,7 @@ def build_kit(data_dir: Path, port: int, stateless: bool, otel: bool) -> Starlet
         docs_url="https://example.invalid/bench",
         data_classification="internal",
     )
-    server = FleetServer(info, settings)
+    server = FleetServer(info, settings, access=AccessPolicy(business_groups=("*",)))
 
     @server.tool(minutes_saved=1, read_only=True, destructive=False, idempotent=True)
     async def echo(text: str) -> str:

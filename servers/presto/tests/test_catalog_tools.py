@@ -14,6 +14,7 @@ from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.store import EventStore
 from fleetdeck_presto.backend import DuckDBBackend
 from fleetdeck_presto.server import build_server
+from fleetdeck_presto.settings import PrestoSettings
 
 MODES = ["auto", "legacy"]
 
@@ -26,7 +27,7 @@ def settings(tmp_path: Path) -> FleetdeckSettings:
 @pytest.fixture
 async def server(settings: FleetdeckSettings, tmp_path: Path) -> AsyncIterator[FleetServer]:
     backend = DuckDBBackend(tmp_path / "warehouse.duckdb")
-    built = build_server(settings, backend)
+    built = build_server(settings, PrestoSettings.load().access, backend)
     async with built.running():
         yield built
     backend.close()

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
 from fleetdeck import plugins
+from fleetdeck.auth.policy import authorize_tool
 from fleetdeck.errors import ManifestError
 from fleetdeck.manifest.builder import build_manifest, describe_changes, live_surface, render
 from fleetdeck.manifest.commands import manifests_app
@@ -21,6 +22,7 @@ from fleetdeck.plugins import ServerPlugin
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.tool import ServerInfo
+from fleetdeck_testkit.servers import OPEN_ACCESS
 
 INFO = ServerInfo(
     name="demo",
@@ -43,7 +45,7 @@ class SchemaList(BaseModel):
 
 def make_server(docstring: str = "List the schemas in a catalog.", max_length: int = 64) -> FleetServer:
     """A small real server; the factories below differ only in what a test changes."""
-    server = FleetServer(INFO, FleetdeckSettings.load())
+    server = FleetServer(INFO, FleetdeckSettings.load(), access=OPEN_ACCESS)
 
     async def list_schemas(catalog: str) -> SchemaList:
         return SchemaList(names=[catalog])
@@ -53,9 +55,9 @@ def make_server(docstring: str = "List the schemas in a catalog.", max_length: i
         "catalog": Annotated[str, Field(max_length=max_length)],
         "return": SchemaList,
     }
-    server.tool(
-        minutes_saved=3, read_only=True, destructive=False, idempotent=True, policy={"groups": ["analysts"]}
-    )(list_schemas)
+    server.tool(minutes_saved=3, read_only=True, destructive=False, idempotent=True)(
+        authorize_tool(groups=["analysts"])(list_schemas)
+    )
 
     @server.tool(minutes_saved=15, read_only=False, destructive=True, idempotent=False)
     async def drop_table(table: str) -> str:
@@ -82,7 +84,7 @@ async def test_manifest_is_built_from_the_server_object() -> None:
     assert listing.description == "List the schemas in a catalog."
     assert listing.input_schema["properties"]["catalog"]["maxLength"] == 64
     assert listing.output_schema is not None
-    assert listing.policy == {"groups": ["analysts"]}
+    assert listing.policy == {"groups": ["analysts"], "roles": [], "surfaces": [], "workloads": []}
     assert listing.minutes_saved == 3.0
     assert manifest.digest == surface_digest(manifest.tools)
 

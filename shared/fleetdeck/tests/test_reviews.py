@@ -27,6 +27,7 @@ from fleetdeck.plugins import ServerPlugin
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.tool import ServerInfo
+from fleetdeck_testkit.servers import OPEN_ACCESS
 
 CURRENT = "sha256:" + "c" * 64
 OLD = "sha256:" + "a" * 64
@@ -165,7 +166,7 @@ class Count(BaseModel):
 
 
 def _server(docstring: str) -> FleetServer:
-    server = FleetServer(INFO, FleetdeckSettings.load())
+    server = FleetServer(INFO, FleetdeckSettings.load(), access=OPEN_ACCESS)
 
     async def count_rows(table: str) -> Count:
         return Count(count=len(table))

@@ -13,7 +13,7 @@ from fleetdeck.errors import BackendUnavailableError
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck_testkit.http import free_port, serving
-from fleetdeck_testkit.servers import DEMO_INFO
+from fleetdeck_testkit.servers import DEMO_INFO, OPEN_ACCESS
 
 
 class Backend:
@@ -36,7 +36,7 @@ async def base_url(tmp_path: Path, backend: Backend) -> AsyncIterator[str]:
     settings = FleetdeckSettings.load(
         data_dir=tmp_path, http={"port": port, "max_argument_bytes": 1024, "max_request_bytes": 8192}
     )
-    server = FleetServer(DEMO_INFO, settings, readiness=backend.check)
+    server = FleetServer(DEMO_INFO, settings, access=OPEN_ACCESS, readiness=backend.check)
 
     @server.tool(minutes_saved=1, read_only=True, destructive=False, idempotent=True)
     def echo(text: str) -> str:

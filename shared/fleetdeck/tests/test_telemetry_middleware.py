@@ -10,12 +10,15 @@ from mcp import Client
 from mcp.server import MCPServer
 from pydantic import BaseModel
 
+from fleetdeck.auth.identity import StaticIdentity
+from fleetdeck.auth.policy import AccessPolicy
+from fleetdeck.auth.principal import Principal, User, Workload
 from fleetdeck.errors import Outcome
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.events import pseudonymise
 from fleetdeck.telemetry.store import EventStore
-from fleetdeck_testkit.servers import DEMO_INFO
+from fleetdeck_testkit.servers import DEMO_INFO, OPEN_ACCESS
 
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("add", {"a": 2, "b": 3}),
@@ -24,6 +27,8 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("stats", {"values": []}),
     ("missing_tool", {}),
 ]
+
+DELEGATED = AccessPolicy(business_groups=("ads",), delegating_workloads=("spiffe://corp.example/ns/chat/*",))
 
 
 class Stats(BaseModel):
@@ -43,7 +48,7 @@ async def stats(values: list[float]) -> Stats:
 
 def kit_server(tmp_path: Path, **telemetry: Any) -> FleetServer:
     settings = FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01, **telemetry})
-    server = FleetServer(DEMO_INFO, settings)
+    server = FleetServer(DEMO_INFO, settings, access=OPEN_ACCESS)
     for fn in (add, stats):
         server.tool(minutes_saved=2, read_only=True, destructive=False, idempotent=True)(fn)
     return server
@@ -122,3 +127,21 @@ async def test_protocol_version_is_recorded_per_era(tmp_path: Path, era: str) ->
         assert server._writer.flush(timeout=10)
     (event,) = EventStore(server.settings.telemetry_url()).events()
     assert event.protocol_version == ("2026-07-28" if era == "auto" else "2025-11-25")
+
+
+async def test_events_carry_the_pseudonymous_user_and_the_workload(tmp_path: Path) -> None:
+    principal = Principal(
+        user=User("alice", "https://idp.example", "bearer-jwt", frozenset({"ads"})),
+        workload=Workload("spiffe://corp.example/ns/chat/bot", "xfcc"),
+    )
+    settings = FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01})
+    server = FleetServer(DEMO_INFO, settings, access=DELEGATED, identity=StaticIdentity(principal))
+    server.tool(minutes_saved=2, read_only=True, destructive=False, idempotent=True)(add)
+    async with server.running():
+        async with Client(server.mcp) as client:
+            await client.call_tool("add", {"a": 1, "b": 2})
+        assert server._writer is not None
+        assert server._writer.flush(timeout=10)
+    (event,) = EventStore(settings.telemetry_url()).events()
+    assert event.user_hash == pseudonymise("alice", settings.pseudonym_key())
+    assert event.workload == "spiffe://corp.example/ns/chat/bot"

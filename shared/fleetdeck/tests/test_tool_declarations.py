@@ -11,14 +11,14 @@ from mcp import Client
 from fleetdeck.errors import ConfigError, NotFoundError
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
-from fleetdeck_testkit.servers import DEMO_INFO
+from fleetdeck_testkit.servers import DEMO_INFO, OPEN_ACCESS
 
 HINTS: dict[str, Any] = {"read_only": True, "destructive": False, "idempotent": True}
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> FleetServer:
-    return FleetServer(DEMO_INFO, FleetdeckSettings.load(data_dir=tmp_path))
+    return FleetServer(DEMO_INFO, FleetdeckSettings.load(data_dir=tmp_path), access=OPEN_ACCESS)
 
 
 def test_missing_minutes_saved_is_refused(server: FleetServer) -> None:

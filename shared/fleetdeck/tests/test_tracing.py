@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.store import EventStore
-from fleetdeck_testkit.servers import DEMO_INFO
+from fleetdeck_testkit.servers import DEMO_INFO, OPEN_ACCESS
 
 EXPORTER = InMemorySpanExporter()
 _provider = TracerProvider()
@@ -22,9 +22,8 @@ trace.set_tracer_provider(_provider)
 
 
 async def test_the_event_carries_the_trace_id_of_the_tool_call_span(tmp_path: Path) -> None:
-    server = FleetServer(
-        DEMO_INFO, FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01})
-    )
+    settings = FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01})
+    server = FleetServer(DEMO_INFO, settings, access=OPEN_ACCESS)
 
     @server.tool(minutes_saved=1, read_only=True, destructive=False, idempotent=True)
     def ping() -> str:

@@ -19,7 +19,7 @@ def build(config_file: Path | None = None, *, settings: FleetdeckSettings | None
     settings = settings or FleetdeckSettings.load(config_file)
     presto = PrestoSettings.load(config_file)
     path = presto.duckdb_path or settings.data_dir / "warehouse.duckdb"
-    return build_server(settings, DuckDBBackend(path))
+    return build_server(settings, presto.access, DuckDBBackend(path))
 
 
 async def available(config_file: Path | None = None) -> str | None:

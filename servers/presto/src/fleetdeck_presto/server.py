@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fleetdeck.auth.identity import IdentityResolver
+from fleetdeck.auth.policy import AccessPolicy
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.tool import ServerInfo
@@ -24,8 +26,13 @@ INFO = ServerInfo(
 )
 
 
-def build_server(settings: FleetdeckSettings, backend: WarehouseBackend) -> FleetServer:
-    """The Presto server over ``backend``."""
-    server = FleetServer(INFO, settings, readiness=backend.check)
+def build_server(
+    settings: FleetdeckSettings,
+    access: AccessPolicy,
+    backend: WarehouseBackend,
+    identity: IdentityResolver | None = None,
+) -> FleetServer:
+    """The Presto server over ``backend``, open to the business groups of ``access``."""
+    server = FleetServer(INFO, settings, access=access, identity=identity, readiness=backend.check)
     catalogs.register(server, backend)
     return server

@@ -35,7 +35,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fleetdeck.errors import BackendTimeoutError, FleetdeckError, Outcome
+from fleetdeck.auth.enforcement import AuthorizationMiddleware
+from fleetdeck.auth.identity import IdentityMiddleware, IdentityResolver, local_developer
+from fleetdeck.auth.policy import REGISTERED_ATTRIBUTE, AccessPolicy, policy_of
+from fleetdeck.errors import BackendTimeoutError, ConfigError, FleetdeckError, Outcome
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.events import InvocationEvent
 from fleetdeck.telemetry.metrics import Metrics
@@ -111,14 +114,31 @@ class ArgumentLimit:
         return await call_next(ctx)
 
 
+def default_identity(settings: FleetdeckSettings) -> IdentityResolver:
+    """The identity resolver settings call for; without an issuer only local development works."""
+    if settings.environment == "development" and settings.http.host in LOOPBACK:
+        return local_developer(settings.dev)
+    raise ConfigError(
+        "no identity provider is configured: set auth.issuer and auth.jwks_url "
+        "(a local developer identity is only used in development on a loopback address)"
+    )
+
+
 class FleetServer:
-    """One domain MCP server: tools with declarations, telemetry, limits and health routes."""
+    """One domain MCP server: tools with declarations, policy, telemetry, limits and health routes."""
 
     def __init__(
-        self, info: ServerInfo, settings: FleetdeckSettings, *, readiness: Readiness | None = None
+        self,
+        info: ServerInfo,
+        settings: FleetdeckSettings,
+        *,
+        access: AccessPolicy,
+        identity: IdentityResolver | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self.info = info
         self.settings = settings
+        self.access_policy = access
         self.metrics = Metrics()
         self._readiness = readiness
         self._specs: dict[str, ToolSpec] = {}
@@ -134,6 +154,7 @@ class FleetServer:
             version=info.version,
             log_level=settings.log_level,
             middleware=[
+                IdentityMiddleware(identity or default_identity(settings)),
                 TelemetryMiddleware(
                     server=info.name,
                     team=info.owner_team,
@@ -142,6 +163,7 @@ class FleetServer:
                     sink=self._submit,
                     pseudonym_key=self._pseudonym_key,
                 ),
+                AuthorizationMiddleware(self._specs, access),
                 ArgumentLimit(settings.http.max_argument_bytes),
             ],
         )
@@ -164,9 +186,11 @@ class FleetServer:
         open_world: bool = False,
         name: str | None = None,
         title: str | None = None,
-        policy: Mapping[str, Any] | None = None,
     ) -> Callable[[F], F]:
-        """Register a tool. Its docstring is the description; every hint must be stated."""
+        """Register a tool. Its docstring is the description; every hint must be stated.
+
+        Put ``@authorize_tool(...)`` below this decorator to restrict who may call the tool.
+        """
 
         def register(fn: F) -> F:
             spec = make_spec(
@@ -178,11 +202,12 @@ class FleetServer:
                 destructive=destructive,
                 idempotent=idempotent,
                 open_world=open_world,
-                policy=policy,
+                policy=policy_of(fn),
             )
             if spec.name in self._specs:
                 raise FleetdeckError(f"tool {spec.name!r} is registered twice on {self.info.name}")
             self._specs[spec.name] = spec
+            setattr(fn, REGISTERED_ATTRIBUTE, True)
             self.mcp.add_tool(
                 _instrument(fn, spec),
                 name=spec.name,

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from fleetdeck.auth.policy import AccessPolicy
 from fleetdeck.errors import ConfigError
 
 CONFIG_ENV = "FLEETDECK_CONFIG"
@@ -131,6 +132,20 @@ class TelemetrySettings(BaseModel):
         return value
 
 
+class DevelopmentIdentitySettings(BaseModel):
+    """Who the local developer is when a development server runs without an issuer (loopback only)."""
+
+    user: str | None = Field(default=None, description="Subject of the local developer (default: OS user).")
+    groups: tuple[str, ...] = Field(default=("data-infra",), description="Business groups of the developer.")
+    roles: tuple[str, ...] = Field(default=(), description="Roles of the developer.")
+
+
+class ServerSettings(PackageSettings):
+    """Base of every domain server's settings class: who may use the server at all."""
+
+    access: AccessPolicy = Field(default_factory=AccessPolicy, description="Server access policy.")
+
+
 class FleetdeckSettings(PackageSettings):
     """Settings shared by every server and the CLI (TOML top level, prefix ``FLEETDECK_``)."""
 
@@ -142,6 +157,7 @@ class FleetdeckSettings(PackageSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     http: HttpSettings = Field(default_factory=HttpSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    dev: DevelopmentIdentitySettings = Field(default_factory=DevelopmentIdentitySettings)
 
     def telemetry_url(self) -> str:
         """The telemetry store URL: configured, or the SQLite file a local fleet shares."""

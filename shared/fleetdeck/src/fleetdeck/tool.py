@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from fleetdeck.auth.policy import ToolPolicy
 from fleetdeck.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class ServerInfo:
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """A tool's Fleetdeck declaration. ``policy`` is filled by the per-tool authorization layer."""
+    """A tool's Fleetdeck declaration; ``policy`` comes from ``@authorize_tool`` (None: server-wide only)."""
 
     name: str
     description: str
@@ -52,7 +53,7 @@ class ToolSpec:
     idempotent: bool
     open_world: bool
     title: str | None = None
-    policy: Mapping[str, Any] | None = field(default=None)
+    policy: ToolPolicy | None = None
 
     @property
     def requires_approval(self) -> bool:
@@ -90,7 +91,7 @@ def make_spec(
     destructive: bool,
     idempotent: bool,
     open_world: bool,
-    policy: Mapping[str, Any] | None,
+    policy: ToolPolicy | None,
 ) -> ToolSpec:
     """Validate a tool's declaration and return its spec."""
     tool_name = name or fn.__name__

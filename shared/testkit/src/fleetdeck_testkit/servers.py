@@ -1,7 +1,8 @@
-"""A demo server identity for tests and benchmarks of the shared library."""
+"""A demo server identity and access policies for tests and benchmarks of the shared library."""
 
 from __future__ import annotations
 
+from fleetdeck.auth.policy import AccessPolicy
 from fleetdeck.tool import ServerInfo
 
 DEMO_INFO = ServerInfo(
@@ -15,3 +16,6 @@ DEMO_INFO = ServerInfo(
     docs_url="https://docs.example.com/demo",
     data_classification="internal",
 )
+
+OPEN_ACCESS = AccessPolicy(business_groups=("*",))
+"""Every verified user may use the server (tests of things other than access)."""

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 
+from fleetdeck.auth.principal import current_principal
 from fleetdeck.errors import Outcome
 from fleetdeck.telemetry.events import InvocationEvent, pseudonymise
 from fleetdeck.telemetry.metrics import Metrics
@@ -130,7 +130,7 @@ class TelemetryMiddleware:
         requested = ctx.params.get("name") if ctx.params else None
         spec = self._specs.get(requested) if isinstance(requested, str) else None
         tool = spec.name if spec else UNKNOWN_TOOL  # caller-supplied names never become labels
-        token = get_access_token()
+        principal = current_principal.get()
         event = InvocationEvent(
             server=self._server,
             tool=tool,
@@ -139,8 +139,8 @@ class TelemetryMiddleware:
             error_class=error_class or record.error_class,
             duration_ms=duration * 1000.0,
             minutes_saved=spec.minutes_saved if spec else 0.0,
-            user_hash=pseudonymise(token.subject if token else None, self._key()),
-            workload=None,
+            user_hash=pseudonymise(principal.user.subject if principal.user else None, self._key()),
+            workload=principal.workload.spiffe_id if principal.workload else None,
             client_name=_client_name(ctx),
             protocol_version=ctx.protocol_version,
             trace_id=_trace_id(),

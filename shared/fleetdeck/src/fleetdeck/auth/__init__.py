@@ -1,0 +1,1 @@
+"""Identity and policy: principals, the user (JWT) and workload (SPIFFE) layers, decisions."""
