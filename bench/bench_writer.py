@@ -36,6 +36,7 @@ import collections
 import contextlib
 import cProfile
 import io
+import itertools
 import json
 import os
 import platform
@@ -76,13 +77,22 @@ OUTCOMES = (Outcome.OK,) * 9 + (Outcome.TOOL_ERROR,)
 # -- events, stores, measurement helpers ------------------------------------------------------
 
 
-def make_events(count: int, seed: int = 7) -> list[InvocationEvent]:
-    """``count`` events shaped like the middleware's (unique uuid ids, a few tools, ~10 % errors)."""
+def make_events(count: int, seed: int = 7, users: int = 0) -> list[InvocationEvent]:
+    """``count`` events shaped like the middleware's (default ids, a few tools, ~10 % errors).
+
+    ``users`` > 0 draws each event's user from that many with a Zipf-like activity curve (weight
+    ``1 / rank**0.9``, as the testkit's generator: realistic, rollup keys repeat within a batch);
+    0 gives every event its own user (the worst case: one new rollup row per event).
+    """
     rng = random.Random(seed)
+    pool = [f"{rng.getrandbits(128):032x}" for _ in range(users)]
+    cum_weights = list(itertools.accumulate(1.0 / (rank + 1) ** 0.9 for rank in range(users)))
+    picked = rng.choices(pool, cum_weights=cum_weights, k=count) if pool else []
     now = time.time()
     events = []
     for i in range(count):
         outcome = rng.choice(OUTCOMES)
+        user = picked[i] if picked else f"{rng.getrandbits(128):032x}"
         events.append(
             InvocationEvent(
                 server="presto",
@@ -92,7 +102,7 @@ def make_events(count: int, seed: int = 7) -> list[InvocationEvent]:
                 error_class=None if outcome is Outcome.OK else "QueryFailed",
                 duration_ms=rng.uniform(0.2, 900.0),
                 minutes_saved=2.5,
-                user_hash=f"{rng.getrandbits(128):032x}",
+                user_hash=user,
                 client_name="claude-code",
                 protocol_version="2025-11-25",
                 trace_id=f"{rng.getrandbits(128):032x}",
@@ -122,6 +132,35 @@ class TimedStore(EventStore):
                 self.profile.disable()
             self.insert_s += time.perf_counter() - started
             self.batches += 1
+
+
+def server_cpu_s(backend: Backend) -> float | None:
+    """CPU seconds (user + system) the backend's server processes have used so far, if measurable.
+
+    For the local PostgreSQL of the testkit: the postmaster (with its reaped children) plus its live
+    children, from ``/proc``; ``None`` elsewhere (SQLite runs in-process; Docker; no ``/proc``).
+    """
+    data_dir = getattr(getattr(backend, "server", None), "data_dir", None)
+    if data_dir is None:
+        return None
+    try:
+        pid = int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
+            this, ppid = int(stat.parent.name), int(fields[1])
+            if this == pid:
+                total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            elif ppid == pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / ticks
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def counter_total(counter: Counter) -> float:
@@ -295,6 +334,8 @@ def throughput(
     with Rig(backend, workdir, queue_size=max(n, DEFAULT_QUEUE_SIZE), batch_size=batch_size) as rig:
         rig.store.profile = profiler
         submit = rig.writer.submit
+        server_cpu_before = server_cpu_s(backend)
+        cpu_before = time.process_time()
         began = time.perf_counter()
         for i, event in enumerate(events):
             t0 = clock()
@@ -303,6 +344,8 @@ def throughput(
         submitted = time.perf_counter()
         synced = rig.writer.sync(SYNC_TIMEOUT_S)
         committed = time.perf_counter()
+        cpu_s = time.process_time() - cpu_before
+        server_cpu_after = server_cpu_s(backend)
         rig.store.profile = None
         stored = rig.store.count()
         counts = pipeline_counts(rig.metrics)
@@ -321,6 +364,12 @@ def throughput(
         "insert_s": insert_s,
         "insert_share": insert_s / elapsed,
         "insert_us_per_event": insert_s / n * 1e6,
+        "cpu_s": cpu_s,  # this process (producer + writer thread), first submit -> all committed
+        "server_cpu_s": (
+            None
+            if server_cpu_before is None or server_cpu_after is None
+            else server_cpu_after - server_cpu_before
+        ),
         "synced": synced,
         "stored": stored,
         **counts,
@@ -431,9 +480,13 @@ def ratio(a: float, b: float) -> float:
 def print_tables(report: dict[str, Any]) -> None:
     header = (
         f"{'backend':<11}{'batch':>6}{'events':>8}{'events/s':>10}{'target':>8}{'producer/s':>12}"
-        f"{'insert %':>9}{'µs/ev ins':>10}{'stored':>8}{'drop':>5}{'spool':>6}  verdict"
+        f"{'insert %':>9}{'µs/ev ins':>10}{'cpu s':>7}{'srv cpu':>8}{'stored':>8}{'drop':>5}{'spool':>6}"
+        "  verdict"
     )
-    print("\nThroughput (full-speed producer, queue sized to N; first submit -> all committed)")
+    print(
+        "\nThroughput (full-speed producer, queue sized to N; first submit -> all committed; "
+        "cpu s: this process, srv cpu: the PostgreSQL server)"
+    )
     print(header + "\n" + "-" * len(header))
     for name, entry in report["backends"].items():
         for r in entry["throughput"]:
@@ -441,7 +494,9 @@ def print_tables(report: dict[str, Any]) -> None:
             print(
                 f"{name:<11}{r['batch_size']:>6}{r['events']:>8}{r['events_per_s']:>10,.0f}"
                 f"{TARGETS[name]:>8,.0f}{r['producer_events_per_s']:>12,.0f}{r['insert_share']:>9.0%}"
-                f"{r['insert_us_per_event']:>10.1f}{r['stored']:>8}{r['dropped']:>5}{r['spooled']:>6}"
+                f"{r['insert_us_per_event']:>10.1f}{r['cpu_s']:>7.2f}"
+                f"{'-' if r['server_cpu_s'] is None else format(r['server_cpu_s'], '.2f'):>8}"
+                f"{r['stored']:>8}{r['dropped']:>5}{r['spooled']:>6}"
                 f"  {verdict}"
             )
     print("\nPaced at the target rate (default queue_size 100k, default batch 1000)")
@@ -493,7 +548,7 @@ def print_tables(report: dict[str, Any]) -> None:
 
 def run_backend(backend: Backend, workdir: Path, n: int, args: argparse.Namespace) -> dict[str, Any]:
     print(f"[{backend.name}] building {n:,} events", flush=True)
-    events = make_events(n)
+    events = make_events(n, users=args.users)
     entry: dict[str, Any] = {"events": n, "throughput": []}
     for i, batch_size in enumerate(args.batch_sizes):
         r = throughput(backend, workdir, events, batch_size, profile=args.profile and i == 0)
@@ -504,14 +559,13 @@ def run_backend(backend: Backend, workdir: Path, n: int, args: argparse.Namespac
             flush=True,
         )
     if args.paced_s > 0:
-        entry["paced"] = sustained(
-            backend, workdir, make_events(int(TARGETS[backend.name] * args.paced_s), 8), args.paced_s
-        )
+        paced_events = make_events(int(TARGETS[backend.name] * args.paced_s), 8, args.users)
+        entry["paced"] = sustained(backend, workdir, paced_events, args.paced_s)
         print(
             f"  paced: {entry['paced']['offered_per_s']:,.0f}/s offered, ok={entry['paced']['ok']}",
             flush=True,
         )
-    lat_events = make_events(2 * int(args.latency_rate * args.block_s), 9)
+    lat_events = make_events(2 * int(args.latency_rate * args.block_s), 9, args.users)
     entry["latency"] = latency(backend, workdir, lat_events, args.latency_rate, args.block_s)
     print(f"  latency: blocked run ok={entry['latency']['blocked_run']['ok']}", flush=True)
     return entry
@@ -529,6 +583,12 @@ def main() -> None:
         default=[1_000, 5_000],
         help="comma-separated writer batch sizes for the throughput runs",
     )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=0,
+        help="users the events are drawn from, Zipf-like (0: every event its own user, the worst case)",
+    )
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--paced-s", type=float, default=5.0, help="seconds at the target rate (0: skip)")
     parser.add_argument("--latency-rate", type=float, default=5_000.0, help="submits/s in the latency phases")
@@ -541,6 +601,8 @@ def main() -> None:
         parser.error(f"--backends: choose from {sorted(TARGETS)}")
     if args.events < 1 or args.pg_events < 1 or not args.batch_sizes or min(args.batch_sizes) < 1:
         parser.error("--events, --pg-events and --batch-sizes must be >= 1")
+    if args.users < 0:
+        parser.error("--users must be >= 0")
     if not 0 < args.block_s < 25:
         parser.error("--block-s must be in (0, 25): the SQLite busy timeout is 30 s")
 

@@ -131,7 +131,7 @@ async def test_protocol_version_is_recorded_per_era(tmp_path: Path, era: str) ->
 
 async def test_events_carry_the_pseudonymous_user_and_the_workload(tmp_path: Path) -> None:
     principal = Principal(
-        user=User("alice", "https://idp.example", "bearer-jwt", frozenset({"ads"})),
+        user=User("alice", "https://idp.example", "bearer-jwt", groups=frozenset({"ads"})),
         workload=Workload("spiffe://corp.example/ns/chat/bot", "xfcc"),
     )
     settings = FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01})
@@ -143,5 +143,6 @@ async def test_events_carry_the_pseudonymous_user_and_the_workload(tmp_path: Pat
         assert server._writer is not None
         assert server._writer.flush(timeout=10)
     (event,) = EventStore(settings.telemetry_url()).events()
+    assert event.outcome == Outcome.OK
     assert event.user_hash == pseudonymise("alice", settings.pseudonym_key())
     assert event.workload == "spiffe://corp.example/ns/chat/bot"

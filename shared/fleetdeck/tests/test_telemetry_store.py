@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from fleetdeck.errors import Outcome
-from fleetdeck.telemetry.events import InvocationEvent
+from fleetdeck.telemetry import events as events_module
+from fleetdeck.telemetry.events import InvocationEvent, month_of, new_event_id
 from fleetdeck.telemetry.roi import build_report
 from fleetdeck.telemetry.store import (
     FORMER_REPORT_INDEX,
@@ -228,3 +234,113 @@ def test_a_plain_postgresql_url_uses_psycopg_3(scheme: str) -> None:
         assert engine.url.database == "telemetry"
     finally:
         engine.dispose()
+
+
+def test_event_ids_are_unique_32_hex_and_increase_across_calls_and_threads() -> None:
+    per_thread: list[list[str]] = [[] for _ in range(4)]
+
+    def make(into: list[str]) -> None:
+        into.extend(new_event_id() for _ in range(20_000))
+
+    threads = [threading.Thread(target=make, args=(ids,)) for ids in per_thread]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [event_id for ids in per_thread for event_id in ids]
+    sequential = [InvocationEvent(server="s", tool="t", outcome=Outcome.OK, duration_ms=1.0).event_id]
+    sequential += [new_event_id() for _ in range(5)]
+
+    assert len(set(ids + sequential)) == len(ids) + len(sequential)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", event_id) for event_id in ids + sequential)
+    assert all(thread_ids == sorted(thread_ids) for thread_ids in per_thread)
+    assert sequential == sorted(sequential)
+    assert min(sequential) > max(ids)  # later calls sort later
+    assert abs(int(sequential[-1][:12], 16) / 1000 - time.time()) < 60  # 48-bit ms timestamp first
+
+
+def test_a_forked_child_does_not_continue_the_parents_ids() -> None:
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork")
+    parent = new_event_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its id state and next id, and leave at once
+        os.write(write, f"{events_module._last_id} {new_event_id()}".encode())
+        os._exit(0)
+    os.close(write)
+    state, child = os.read(read, 128).decode().split()
+    os.close(read)
+    os.waitpid(pid, 0)
+    after = new_event_id()
+
+    assert state == "0"  # reset at fork: the child draws a fresh random start, not parent + 1
+    assert len({parent, child, after}) == 3
+
+
+def test_month_of_is_the_utc_month_on_either_side_of_a_boundary() -> None:
+    new_year = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+
+    assert month_of(new_year - 0.001) == "2024-12"
+    assert month_of(new_year) == "2025-01"
+    assert month_of(new_year + 86_399.999) == "2025-01"
+    assert month_of(0) == "1970-01"
+
+
+def test_nulls_ints_and_a_repeated_id_in_one_batch(store: EventStore) -> None:
+    base = InvocationEvent(server="s", tool="t", outcome=Outcome.OK, duration_ms=1, minutes_saved=2)
+    bare = replace(base, event_id="a" * 32, ts=1_750_000_000)  # ints where floats go; optional fields None
+    full = replace(
+        base,
+        event_id="b" * 32,
+        outcome=Outcome.TOOL_ERROR,
+        error_class="Boom",
+        user_hash="u" * 32,
+        workload="w",
+        client_name="c",
+        protocol_version="p",
+        trace_id="t" * 32,
+        team="x",
+    )
+    repeated = replace(full, team="ignored", minutes_saved=99.0)  # same id: the first one is kept
+
+    store.insert([bare, full, repeated])
+    store.insert([bare])
+
+    assert store.count() == 2
+    stored = {event.event_id: event for event in store.events()}
+    assert stored[bare.event_id] == bare
+    assert stored[full.event_id] == full
+    assert rollup_rows(store) == grouped_in_python([bare, full]) == grouped_in_sql(store)
+
+
+def test_concurrent_writers_with_overlapping_batches_count_each_event_once(
+    url: str, events: list[InvocationEvent]
+) -> None:
+    stores = [EventStore(url) for _ in range(3)]
+    stores[0].create()
+    failures: list[BaseException] = []
+
+    def write(store: EventStore, seed: int) -> None:
+        rng = random.Random(seed)
+        order = events[:]
+        rng.shuffle(order)  # every writer sends every event: most inserts conflict with another's
+        try:
+            for start in range(0, len(order), 97):
+                store.insert(order[start : start + 97])
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(store, i)) for i, store in enumerate(stores)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert failures == []
+        assert stores[0].count() == len(events)
+        assert rollup_rows(stores[0]) == grouped_in_sql(stores[0]) == grouped_in_python(events)
+    finally:
+        for store in stores:
+            store.dispose()

@@ -35,6 +35,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from fleetdeck.auth import approvals
+from fleetdeck.auth.audit import AuditLog
 from fleetdeck.auth.enforcement import AuthorizationMiddleware
 from fleetdeck.auth.identity import IdentityMiddleware, IdentityResolver, local_developer
 from fleetdeck.auth.policy import REGISTERED_ATTRIBUTE, AccessPolicy, policy_of
@@ -145,6 +147,10 @@ class FleetServer:
         self._writer: EventWriter | None = None
         self._key: bytes | None = None
         self._warned_not_running = False
+        # approvals + audit hook: raw identities and decisions go to the audit trail (auth/audit.py);
+        # destructive tools are guarded by a human approval (auth/approvals.py).
+        self.audit = AuditLog(settings.telemetry_url(), server=info.name)
+        self.approvals = approvals.ApprovalGuard(server=info.name, settings=settings, audit=self.audit)
         self.mcp: MCPServer[Any] = MCPServer(
             name=info.name,
             title=info.title,
@@ -163,9 +169,12 @@ class FleetServer:
                     sink=self._submit,
                     pseudonym_key=self._pseudonym_key,
                 ),
-                AuthorizationMiddleware(self._specs, access),
+                AuthorizationMiddleware(self._specs, access, self.audit),
                 ArgumentLimit(settings.http.max_argument_bytes),
+                self.approvals.middleware(),
             ],
+            # approvals hook: sealing keys shared by every replica (after the identity check above)
+            request_state_security=approvals.request_state_security(settings),
         )
         self.mcp.custom_route("/healthz", methods=["GET"])(self._healthz)
         self.mcp.custom_route("/readyz", methods=["GET"])(self._readyz)
@@ -208,8 +217,10 @@ class FleetServer:
                 raise FleetdeckError(f"tool {spec.name!r} is registered twice on {self.info.name}")
             self._specs[spec.name] = spec
             setattr(fn, REGISTERED_ATTRIBUTE, True)
+            # approvals hook: a destructive tool's body runs only after a human accepted (hidden params)
+            body = self.approvals.wrap(fn, tool=spec.name) if spec.destructive else fn
             self.mcp.add_tool(
-                _instrument(fn, spec),
+                _instrument(body, spec),
                 name=spec.name,
                 title=spec.title,
                 description=spec.description,
@@ -259,6 +270,8 @@ class FleetServer:
             await anyio.to_thread.run_sync(
                 functools.partial(writer.close, self.settings.http.shutdown_timeout_s)
             )
+            self.audit.close()  # approvals + audit hook: release their store connections
+            self.approvals.close()
 
     # -- HTTP ------------------------------------------------------------------------------------
 

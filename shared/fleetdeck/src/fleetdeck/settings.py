@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from fleetdeck.auth.approvals import ApprovalSettings
 from fleetdeck.auth.policy import AccessPolicy
 from fleetdeck.errors import ConfigError
 
@@ -158,6 +159,7 @@ class FleetdeckSettings(PackageSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     dev: DevelopmentIdentitySettings = Field(default_factory=DevelopmentIdentitySettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
 
     def telemetry_url(self) -> str:
         """The telemetry store URL: configured, or the SQLite file a local fleet shares."""

@@ -7,11 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, ListToolsResult, TextContent
+from mcp_types.methods import is_input_required
 
+from fleetdeck.auth.audit import AuditEvent, AuditLog, argument_digest
 from fleetdeck.auth.policy import AccessPolicy, Decision, ToolFacts, decide
 from fleetdeck.auth.principal import Principal, current_principal
-from fleetdeck.errors import Outcome
+from fleetdeck.errors import Outcome, TelemetryError
 from fleetdeck.telemetry.middleware import current_call
 from fleetdeck.tool import ToolSpec
 
@@ -29,12 +32,24 @@ def denied_result(decision: Decision) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
-class AuthorizationMiddleware:
-    """Denies calls the policy refuses (hidden tools included) and hides them from ``tools/list``."""
+def _error(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
-    def __init__(self, specs: Mapping[str, ToolSpec], access: AccessPolicy) -> None:
+
+class AuthorizationMiddleware:
+    """Denies calls the policy refuses (hidden tools included) and hides them from ``tools/list``.
+
+    With an :class:`AuditLog`, every decision is audited; for a tool that changes state the
+    ``decision_allowed`` record is written durably before the call proceeds (if it cannot be, the
+    call fails closed) and the outcome is audited after it.
+    """
+
+    def __init__(
+        self, specs: Mapping[str, ToolSpec], access: AccessPolicy, audit: AuditLog | None = None
+    ) -> None:
         self._specs = specs
         self._access = access
+        self._audit = audit
 
     def decide(self, principal: Principal, name: str) -> Decision | None:
         """The decision for ``name``, or None for a tool this server does not have."""
@@ -50,14 +65,72 @@ class AuthorizationMiddleware:
 
     async def _call(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         name = ctx.params.get("name") if ctx.params else None
-        decision = self.decide(current_principal.get(), name) if isinstance(name, str) else None
-        if decision is None or decision.allowed:
+        principal = current_principal.get()
+        decision = self.decide(principal, name) if isinstance(name, str) else None
+        if decision is None or not isinstance(name, str):
             return await call_next(ctx)  # unknown tools get the SDK's own answer
+        spec = self._specs[name]  # decide() answered, so the tool exists
+        mutating = not spec.read_only
+        fields = {
+            "tool": spec.name,
+            "principal": principal,
+            "rule": decision.rule,
+            "reason": decision.reason,
+            "args_digest": argument_digest(ctx.params.get("arguments") if ctx.params else None),
+        }
         record = current_call.get()
-        if record is not None:
-            record.outcome, record.error_class = Outcome.DENIED, decision.rule
-        logger.info("denied %s: %s", name, decision.rule, extra={"reason": decision.reason})
-        return denied_result(decision)
+        if not decision.allowed:
+            if self._audit is not None:
+                self._audit.submit(AuditEvent.DECISION_DENIED, **fields)
+            if record is not None:
+                record.outcome, record.error_class = Outcome.DENIED, decision.rule
+            logger.info("denied %s: %s", name, decision.rule, extra={"reason": decision.reason})
+            return denied_result(decision)
+        if self._audit is None:
+            return await call_next(ctx)
+        if not mutating:
+            self._audit.submit(AuditEvent.DECISION_ALLOWED, **fields)
+            return await call_next(ctx)
+        try:
+            await self._audit.arecord(AuditEvent.DECISION_ALLOWED, required=True, **fields)
+        except TelemetryError:
+            if record is not None:
+                record.outcome, record.error_class = Outcome.INTERNAL_ERROR, "AuditUnavailable"
+            return _error(
+                f"{spec.name} changes state and its audit record could not be written; nothing was changed"
+            )
+        return await self._audited(ctx, call_next, fields)
+
+    async def _audited(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, fields: dict[str, Any]
+    ) -> HandlerResult:
+        """Run a state-changing call and audit how it ended (never changes the result)."""
+        assert self._audit is not None
+        fields = {key: value for key, value in fields.items() if key not in ("rule", "reason")}
+        try:
+            result = await call_next(ctx)
+        except MCPError as exc:
+            await self._audit.arecord(
+                AuditEvent.OUTCOME,
+                required=False,
+                outcome="protocol_error",
+                reason=exc.error.message,
+                **fields,
+            )
+            raise
+        if is_input_required(result):
+            return result  # a question for the human, not an outcome (the approval steps are audited)
+        record = current_call.get()
+        failed = isinstance(result, CallToolResult) and result.is_error is True
+        failed = failed or (isinstance(result, dict) and result.get("isError") is True)
+        outcome = (record.outcome if record is not None else None) or (
+            Outcome.INVALID_INPUT if failed else Outcome.OK
+        )
+        error_class = record.error_class if record is not None else None
+        await self._audit.arecord(
+            AuditEvent.OUTCOME, required=False, outcome=outcome.value, reason=error_class, **fields
+        )
+        return result
 
     def _filter(self, result: HandlerResult) -> HandlerResult:
         principal = current_principal.get()

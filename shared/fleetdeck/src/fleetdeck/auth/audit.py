@@ -1,0 +1,326 @@
+"""The audit trail: every access decision, approval step and mutating outcome, written synchronously.
+
+Unlike invocation telemetry (batched, pseudonymised, best-effort with a spool), the audit trail is
+the one place raw identities live — the on-behalf-of user (issuer and subject) and the workload —
+and its records are written *before* the kit acts on them: :meth:`AuditLog.record` returns only once
+the row is committed (SQLite with ``synchronous=FULL``, or PostgreSQL), and raises
+:class:`~fleetdeck.errors.TelemetryError` when it cannot. A mutating call whose pre-execution record
+cannot be written fails closed. Records that gate nothing (read-only decisions, denials) go through
+:meth:`AuditLog.submit` instead: a background thread commits them in batches, retrying while the store
+is down; a record that still cannot be written is logged at ERROR in full and counted, never lost
+silently.
+
+The table ``audit_events`` lives in the telemetry store (its own :class:`~sqlalchemy.MetaData`, so
+the invocation store's schema code never touches it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+import anyio
+import sqlalchemy as sa
+from opentelemetry import trace
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from fleetdeck.auth.principal import Principal
+from fleetdeck.errors import TelemetryError
+
+logger = logging.getLogger(__name__)
+_QUEUE_MAX = 100_000
+_BATCH = 1_000
+_RETRY_S = 2.0
+_FLUSH_S = 0.2
+
+audit_metadata = sa.MetaData()
+
+audit_events = sa.Table(
+    "audit_events",
+    audit_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("server", sa.String(128), nullable=False),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("rule", sa.String(64)),
+    sa.Column("reason", sa.String(1024)),
+    sa.Column("user_subject", sa.String(512)),
+    sa.Column("user_issuer", sa.String(512)),
+    sa.Column("workload", sa.String(512)),
+    sa.Column("args_digest", sa.String(64)),
+    sa.Column("approval_id", sa.String(64)),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("trace_id", sa.String(64)),
+    sa.Index("ix_audit_events_ts", "ts"),
+)
+
+_REASON_MAX: Final = 1024
+
+
+class AuditEvent(StrEnum):
+    """What an audit record is about."""
+
+    DECISION_ALLOWED = "decision_allowed"
+    DECISION_DENIED = "decision_denied"
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_ACCEPTED = "approval_accepted"
+    APPROVAL_DECLINED = "approval_declined"
+    APPROVAL_REFUSED = "approval_refused"
+    OUTCOME = "outcome"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One row of ``audit_events``."""
+
+    id: str
+    ts: float
+    server: str
+    tool: str
+    event: str
+    rule: str | None
+    reason: str | None
+    user_subject: str | None
+    user_issuer: str | None
+    workload: str | None
+    args_digest: str | None
+    approval_id: str | None
+    outcome: str | None
+    trace_id: str | None
+
+
+def new_record_id() -> str:
+    """A unique id that sorts by creation time (nanoseconds, then randomness)."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted, compact, ASCII-only JSON: the one form every digest is computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def argument_digest(arguments: Mapping[str, Any] | None) -> str:
+    """``sha256`` (hex) of the canonical JSON of a call's arguments."""
+    try:
+        text = canonical_json(dict(arguments or {}))
+    except (TypeError, ValueError):  # not JSON (NaN, odd objects): digest its repr, still stable
+        text = repr(sorted((arguments or {}).items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def current_trace_id() -> str | None:
+    """The active OpenTelemetry trace id, if a span is recording."""
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+def make_durable_engine(url: str) -> Engine:
+    """An engine whose commits are durable: SQLite in WAL with ``synchronous=FULL``, or PostgreSQL.
+
+    Kept separate from the invocation store's engine so the audit trail and approvals do not depend
+    on how that store tunes its (batched, replayable) write path.
+    """
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            url = "postgresql+psycopg://" + url.removeprefix(plain)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")  # an audit row survives a power loss too
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+class AuditLog:
+    """Writes audit records for one server, synchronously, into ``audit_events`` at ``url``."""
+
+    def __init__(self, url: str, *, server: str, on_failure: Callable[[], None] | None = None) -> None:
+        self.url = url
+        self.server = server
+        self._on_failure = on_failure
+        self._engine: Engine | None = None
+        self._created = False
+        self._lock = threading.Lock()
+        self._pending: deque[AuditRecord] = deque()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._flushing = 0
+        self._inflight = 0
+        self._failing = 0  # 1 while the store refuses writes: flush() stops waiting
+
+    def _ready_engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = make_durable_engine(self.url)
+            if not self._created:
+                audit_metadata.create_all(self._engine)
+                self._created = True
+            return self._engine
+
+    def build(
+        self,
+        event: AuditEvent,
+        *,
+        tool: str,
+        principal: Principal,
+        rule: str | None = None,
+        reason: str | None = None,
+        args_digest: str | None = None,
+        approval_id: str | None = None,
+        outcome: str | None = None,
+    ) -> AuditRecord:
+        """The record :meth:`record` would write (raw identity of the principal included)."""
+        user, workload = principal.user, principal.workload
+        return AuditRecord(
+            id=new_record_id(),
+            ts=time.time(),
+            server=self.server,
+            tool=tool[:128],
+            event=event.value,
+            rule=rule[:64] if rule else rule,
+            reason=reason[:_REASON_MAX] if reason else reason,
+            user_subject=user.subject if user else None,
+            user_issuer=user.issuer if user else None,
+            workload=workload.spiffe_id if workload else None,
+            args_digest=args_digest,
+            approval_id=approval_id,
+            outcome=outcome,
+            trace_id=current_trace_id(),
+        )
+
+    def write(self, record: AuditRecord, *more: AuditRecord) -> None:
+        """Commit records in one transaction; :class:`TelemetryError` when they cannot be written."""
+        try:
+            engine = self._ready_engine()
+            with engine.begin() as conn:
+                conn.execute(audit_events.insert(), [asdict(r) for r in (record, *more)])
+        except SQLAlchemyError as exc:
+            if self._on_failure is not None:
+                self._on_failure()
+            raise TelemetryError(f"the audit record could not be written ({type(exc).__name__})") from exc
+
+    def record(self, event: AuditEvent, **fields: Any) -> AuditRecord:
+        """Build and commit a record (see :meth:`build` for the fields); blocking."""
+        record = self.build(event, **fields)
+        self.write(record)
+        return record
+
+    async def arecord(self, event: AuditEvent, *, required: bool, **fields: Any) -> AuditRecord:
+        """Build and commit a record from async code, off the event loop.
+
+        ``required``: raise :class:`TelemetryError` if the write fails (the caller must fail
+        closed). Otherwise the failure is logged at ERROR with the full record and counted.
+        """
+        record = self.build(event, **fields)
+        try:
+            await anyio.to_thread.run_sync(self.write, record)
+        except TelemetryError:
+            if required:
+                logger.error("audit write failed; refusing the call: %s", asdict(record))
+                raise
+            logger.error("audit write failed; the record follows: %s", asdict(record))
+        return record
+
+    def submit(self, event: AuditEvent, **fields: Any) -> AuditRecord:
+        """Queue a record that gates nothing; the background thread commits it (never blocks)."""
+        record = self.build(event, **fields)
+        with self._wake:
+            if self._closing or len(self._pending) >= _QUEUE_MAX:
+                self._lost([record], "the audit queue is full or closed")
+                return record
+            self._pending.append(record)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._drain, name="fleetdeck-audit", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        return record
+
+    def _drain(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if not self._pending:
+                    return
+                gather_until = time.monotonic() + _FLUSH_S  # one commit per batch, not per record
+                while len(self._pending) < _BATCH and not self._closing and not self._flushing:
+                    if not self._wake.wait(max(0.0, gather_until - time.monotonic())):
+                        break
+                batch = [self._pending.popleft() for _ in range(min(_BATCH, len(self._pending)))]
+                self._inflight = len(batch)
+            try:
+                self.write(*batch)
+                with self._wake:
+                    self._inflight = self._failing = 0
+                    self._wake.notify_all()
+            except TelemetryError:
+                with self._wake:
+                    if self._closing:
+                        self._lost(batch, "the audit store is down at shutdown")
+                        return
+                    self._pending.extendleft(reversed(batch))
+                    self._inflight, self._failing = 0, 1
+                    self._wake.notify_all()
+                    self._wake.wait(_RETRY_S)
+
+    def _lost(self, records: list[AuditRecord], why: str) -> None:
+        for record in records:
+            logger.error("audit record not stored (%s): %s", why, asdict(record))
+            if self._on_failure is not None:
+                self._on_failure()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted record is committed (or ``timeout`` passes)."""
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            self._flushing += 1
+            self._wake.notify_all()
+            try:
+                while (self._pending or self._inflight) and not self._failing and time.monotonic() < deadline:
+                    self._wake.wait(0.01)
+                return not (self._pending or self._inflight)
+            finally:
+                self._flushing -= 1
+
+    def events(self, *, tool: str | None = None) -> list[AuditRecord]:
+        """Every record (of ``tool``), oldest first — for tests, reports and investigations."""
+        engine = self._ready_engine()
+        query = sa.select(audit_events).order_by(audit_events.c.id)
+        if tool is not None:
+            query = query.where(audit_events.c.tool == tool)
+        with engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [AuditRecord(**dict(row)) for row in rows]
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued (or log it in full), stop the thread, release connections."""
+        self.flush(timeout)
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._wake:
+            if self._pending:
+                self._lost(list(self._pending), "the audit store did not answer before shutdown")
+                self._pending.clear()
+        if self._engine is not None:
+            self._engine.dispose()
