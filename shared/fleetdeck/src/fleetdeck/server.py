@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import anyio
 import uvicorn
 from mcp.server import MCPServer
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
@@ -31,6 +32,7 @@ from mcp.shared._callable_inspection import is_async_callable
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, Tool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -38,8 +40,16 @@ from starlette.responses import JSONResponse, Response
 from fleetdeck.auth import approvals
 from fleetdeck.auth.audit import AuditLog
 from fleetdeck.auth.enforcement import AuthorizationMiddleware
-from fleetdeck.auth.identity import IdentityMiddleware, IdentityResolver, local_developer
+from fleetdeck.auth.identity import (
+    HttpIdentity,
+    IdentityMiddleware,
+    IdentityResolver,
+    IdentitySettings,
+    local_developer,
+)
+from fleetdeck.auth.jwt import JwtVerifier
 from fleetdeck.auth.policy import REGISTERED_ATTRIBUTE, AccessPolicy, policy_of
+from fleetdeck.auth.workload import JwtSvidBundles
 from fleetdeck.errors import BackendTimeoutError, ConfigError, FleetdeckError, Outcome
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.events import InvocationEvent
@@ -116,10 +126,23 @@ class ArgumentLimit:
         return await call_next(ctx)
 
 
-def default_identity(settings: FleetdeckSettings) -> IdentityResolver:
-    """The identity resolver settings call for; without an issuer only local development works."""
+def default_identity(
+    settings: FleetdeckSettings, resource_url: str
+) -> tuple[IdentityResolver, JwtVerifier | None]:
+    """The identity resolver settings call for (and the token verifier the SDK must run, if any).
+
+    With an issuer configured, every HTTP request needs a bearer JWT for ``resource_url`` and may
+    carry a workload proof. Without one, only development on a loopback address works, as the
+    local developer.
+    """
+    trust = IdentitySettings.load(settings.source_file())
+    if trust.auth.issuer:
+        verifier = JwtVerifier(trust.auth, resource_url=resource_url)
+        paths = trust.workload.jwt_svid_bundle_paths
+        keys = JwtSvidBundles.from_files(paths) if paths else None
+        return HttpIdentity(verifier, trust, keys), verifier
     if settings.environment == "development" and settings.http.host in LOOPBACK:
-        return local_developer(settings.dev)
+        return local_developer(settings.dev), None
     raise ConfigError(
         "no identity provider is configured: set auth.issuer and auth.jwks_url "
         "(a local developer identity is only used in development on a loopback address)"
@@ -147,6 +170,9 @@ class FleetServer:
         self._writer: EventWriter | None = None
         self._key: bytes | None = None
         self._warned_not_running = False
+        verifier = None
+        if identity is None:
+            identity, verifier = default_identity(settings, self.canonical_url())
         # approvals + audit hook: raw identities and decisions go to the audit trail (auth/audit.py);
         # destructive tools are guarded by a human approval (auth/approvals.py).
         self.audit = AuditLog(settings.telemetry_url(), server=info.name)
@@ -160,7 +186,7 @@ class FleetServer:
             version=info.version,
             log_level=settings.log_level,
             middleware=[
-                IdentityMiddleware(identity or default_identity(settings)),
+                IdentityMiddleware(identity),
                 TelemetryMiddleware(
                     server=info.name,
                     team=info.owner_team,
@@ -175,10 +201,22 @@ class FleetServer:
             ],
             # approvals hook: sealing keys shared by every replica (after the identity check above)
             request_state_security=approvals.request_state_security(settings),
+            token_verifier=verifier,
+            auth=self._auth_settings(verifier),
         )
         self.mcp.custom_route("/healthz", methods=["GET"])(self._healthz)
         self.mcp.custom_route("/readyz", methods=["GET"])(self._readyz)
         self.mcp.custom_route("/metrics", methods=["GET"])(self._metrics)
+
+    def _auth_settings(self, verifier: JwtVerifier | None) -> AuthSettings | None:
+        """The SDK's resource-server settings: 401/403 with ``resource_metadata``, RFC 9728 document."""
+        if verifier is None:
+            return None
+        return AuthSettings(
+            issuer_url=AnyHttpUrl(verifier.issuer),
+            resource_server_url=AnyHttpUrl(self.canonical_url()),
+            validate_token_resource=False,  # JwtVerifier checks the audience itself
+        )
 
     @property
     def tool_specs(self) -> Mapping[str, ToolSpec]:

@@ -84,6 +84,10 @@ class PackageSettings(BaseSettings):
         except ValidationError as exc:
             raise ConfigError(cls._describe(exc)) from exc
 
+    def source_file(self) -> Path | None:
+        """The TOML file these settings were loaded from, if any."""
+        return type(self)._config_file
+
     @classmethod
     def _describe(cls, exc: ValidationError) -> str:
         prefix = str(cls.model_config.get("env_prefix", ""))
@@ -117,7 +121,7 @@ class TelemetrySettings(BaseModel):
     url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite in the data dir.")
     spool_dir: Path | None = Field(default=None, description="Where events wait while the store is down.")
     queue_size: int = Field(default=100_000, ge=1)
-    batch_size: int = Field(default=1_000, ge=1)
+    batch_size: int = Field(default=5_000, ge=1)
     flush_interval_s: float = Field(default=0.25, gt=0)
     retry_interval_s: float = Field(default=2.0, gt=0)
     pseudonym_key: SecretStr | None = Field(

@@ -10,10 +10,24 @@ from __future__ import annotations
 import getpass
 from typing import Any, Protocol
 
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_REQUEST
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from starlette.requests import Request
 
+from fleetdeck.auth.jwt import AuthenticationError, JwtVerifier, UserAuthSettings
 from fleetdeck.auth.principal import Principal, User, current_principal
-from fleetdeck.settings import DevelopmentIdentitySettings
+from fleetdeck.auth.workload import (
+    JwtSvidKeySource,
+    WorkloadAuthError,
+    WorkloadSettings,
+    peer_certificate_from_scope,
+    resolve_workload,
+)
+from fleetdeck.settings import DevelopmentIdentitySettings, PackageSettings
 
 
 class IdentityResolver(Protocol):
@@ -52,8 +66,57 @@ class IdentityMiddleware:
         self._resolve = resolve
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        token = current_principal.set(self._resolve(ctx))
+        try:
+            principal = self._resolve(ctx)
+        except (WorkloadAuthError, AuthenticationError) as exc:  # a bad proof never degrades to less
+            raise MCPError(INVALID_REQUEST, f"identity refused: {exc}") from exc
+        token = current_principal.set(principal)
         try:
             return await call_next(ctx)
         finally:
             current_principal.reset(token)
+
+
+class IdentitySettings(PackageSettings):
+    """Whom a server trusts: users (``FLEETDECK_AUTH__*``) and workloads (``FLEETDECK_WORKLOAD__*``).
+
+    Read only by servers, so that commands which serve nothing never load the verification stack.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLEETDECK_", env_nested_delimiter="__", extra="ignore")
+
+    auth: UserAuthSettings = Field(default_factory=UserAuthSettings)
+    workload: WorkloadSettings = Field(default_factory=WorkloadSettings)
+    surface_header: str = Field(
+        default="x-fleetdeck-surface",
+        description="Header naming the client surface; honoured only from a verified workload.",
+    )
+
+
+class HttpIdentity:
+    """The principal of an HTTP request: the verified bearer token's user and the proven workload."""
+
+    def __init__(
+        self, verifier: JwtVerifier, settings: IdentitySettings, jwt_svid_keys: JwtSvidKeySource | None
+    ) -> None:
+        self._verifier = verifier
+        self._settings = settings
+        self._keys = jwt_svid_keys
+
+    def __call__(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
+        token = get_access_token()  # set by the SDK's bearer middleware after JwtVerifier accepted it
+        user = self._verifier.user_from_claims(token.claims or {}).to_user() if token else None
+        request = ctx.request
+        if not isinstance(request, Request):
+            return Principal(user=user)
+        workload = resolve_workload(
+            request.scope.get("headers", ()),
+            request.client.host if request.client else None,
+            peer_certificate_from_scope(request.scope),
+            self._settings.workload,
+            self._keys,
+        )
+        if workload is None:
+            return Principal(user=user)
+        surface = request.headers.get(self._settings.surface_header)
+        return Principal(user=user, workload=workload.as_principal_workload(), surface=surface)
