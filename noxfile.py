@@ -114,3 +114,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/bench_kit.py", "--json-out", "bench/results/kit.json", *session.posargs)
     session.run("python", "bench/bench_writer.py", "--json-out", "bench/results/writer.json")
     session.run("python", "bench/bench_report.py", "--json-out", "bench/results/report.json")
+    session.run("python", "bench/bench_jwt.py", "--json-out", "bench/results/jwt.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,10 @@ from typing import Any
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
+from fleetdeck.auth.dev_issuer import DevIssuer
+from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.store import EventStore
 from fleetdeck_testkit.http import free_port
 
@@ -111,9 +115,18 @@ async def test_serve_over_stdio(env: dict[str, str]) -> None:
     assert result.structured_content == {"catalogs": ["warehouse"]}
 
 
-def test_fleet_up_prints_where_everything_is_and_stops_on_ctrl_c(env: dict[str, str]) -> None:
+TOKEN_LINE = re.compile(r"^eyJ[\w-]+\.[\w-]+\.[\w-]+$", re.MULTILINE)
+
+
+async def test_fleet_up_prints_where_everything_is_and_stops_on_ctrl_c(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     process = subprocess.Popen(
-        fleetdeck("up"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        fleetdeck("up", "--user", "carol", "--groups", "data-infra,finance"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert process.stdout is not None
     seen: list[str] = []
@@ -123,12 +136,42 @@ def test_fleet_up_prints_where_everything_is_and_stops_on_ctrl_c(env: dict[str, 
         if "Press Ctrl-C" in line or time.monotonic() > deadline:
             break
     output = "".join(seen)
-    assert "http://127.0.0.1:8101/mcp" in output
-    assert '"mcpServers"' in output
-    assert httpx2.get("http://127.0.0.1:8101/healthz", timeout=5).status_code == 200
-    process.send_signal(signal.SIGINT)
-    rest, _ = process.communicate(timeout=30)
+    try:
+        assert "DEVELOPMENT IDENTITY" in output
+        assert "http://127.0.0.1:8101/mcp" in output
+        assert "http://127.0.0.1:8100/.well-known/jwks.json" in output
+        assert '"mcpServers"' in output
+        tokens = TOKEN_LINE.findall(output)
+        assert tokens, f"no development token printed:\n{output}"
+        token = tokens[0]
+        assert f'"Authorization": "Bearer {token}"' in output
+        assert httpx2.get("http://127.0.0.1:8101/healthz", timeout=5).status_code == 200
+        await check_the_token_is_required("http://127.0.0.1:8101/mcp", token, tmp_path)
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "fleet stopped" in rest
-    with pytest.raises(httpx2.TransportError):
-        httpx2.get("http://127.0.0.1:8101/healthz", timeout=2)
+    for port in (8100, 8101):  # the issuer stops with the servers
+        with pytest.raises(httpx2.TransportError):
+            httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+async def check_the_token_is_required(url: str, token: str, data_dir: Path) -> None:
+    """The printed token works over MCP; no token, or one for another server, gets HTTP 401."""
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        result = await client.call_tool("list_catalogs", {})
+    assert result.structured_content == {"catalogs": ["warehouse"]}
+
+    issuer = DevIssuer(FleetdeckSettings(data_dir=data_dir))  # the key `fleetdeck up` created
+    elsewhere = issuer.mint("carol", ["data-infra"], audience=["http://127.0.0.1:9999/mcp"])
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    async with httpx2.AsyncClient(timeout=10) as http:
+        for authorization in ({}, {"Authorization": f"Bearer {elsewhere}"}):
+            refused = await http.post(url, json=request, headers={**headers, **authorization})
+            assert refused.status_code == 401, refused.text
+            assert "resource_metadata=" in refused.headers["www-authenticate"]
