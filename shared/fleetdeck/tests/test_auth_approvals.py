@@ -14,18 +14,18 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, ElicitResult, InputRequiredResult
 
-from fleetdeck.auth.approvals import (
+from fleetdeck.auth.approval_store import (
     ApprovalStore,
     approvals_metadata,
     approvals_table,
     binding_digest,
     principal_key,
-    sealing_keys,
 )
 from fleetdeck.auth.audit import AuditRecord, make_durable_engine
 from fleetdeck.auth.identity import StaticIdentity
 from fleetdeck.auth.policy import AccessPolicy
 from fleetdeck.auth.principal import Principal, User, Workload
+from fleetdeck.auth.sealing import sealing_keys
 from fleetdeck.errors import ConfigError
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings

@@ -49,6 +49,7 @@ from fleetdeck.auth.identity import (
 )
 from fleetdeck.auth.jwt import JwtVerifier
 from fleetdeck.auth.policy import REGISTERED_ATTRIBUTE, AccessPolicy, policy_of
+from fleetdeck.auth.sealing import request_state_security
 from fleetdeck.auth.workload import JwtSvidBundles
 from fleetdeck.errors import BackendTimeoutError, ConfigError, FleetdeckError, Outcome
 from fleetdeck.settings import FleetdeckSettings
@@ -200,7 +201,7 @@ class FleetServer:
                 self.approvals.middleware(),
             ],
             # approvals hook: sealing keys shared by every replica (after the identity check above)
-            request_state_security=approvals.request_state_security(settings),
+            request_state_security=request_state_security(settings),
             token_verifier=verifier,
             auth=self._auth_settings(verifier),
         )

@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from fleetdeck.auth.approvals import ApprovalSettings
 from fleetdeck.auth.policy import AccessPolicy
+from fleetdeck.auth.sealing import ApprovalSettings
 from fleetdeck.errors import ConfigError
 
 CONFIG_ENV = "FLEETDECK_CONFIG"

@@ -38,32 +38,29 @@ import hmac
 import inspect
 import json
 import logging
-import os
-import secrets
-import threading
-import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import anyio
-import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_core import to_jsonable_python
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from pydantic import BaseModel, Field
 
-from fleetdeck.auth.audit import AuditEvent, AuditLog, canonical_json, make_durable_engine
+from fleetdeck.auth.approval_store import (
+    ApprovalStore,
+    PendingApproval,
+    binding_digest,
+    jsonable_arguments,
+    principal_key,
+)
+from fleetdeck.auth.audit import AuditEvent, AuditLog, canonical_json
 from fleetdeck.auth.principal import Principal, current_principal
-from fleetdeck.errors import AccessDeniedError, ConfigError, FleetdeckError, Outcome, TelemetryError
+from fleetdeck.errors import AccessDeniedError, ConfigError, FleetdeckError, Outcome
 
 if TYPE_CHECKING:  # the SDK is imported only when a server is built (keeps the CLI fast)
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
     from mcp.server.mcpserver import Context
-    from mcp.server.request_state import RequestStateCodec, RequestStateSecurity
 
     from fleetdeck.settings import FleetdeckSettings
 
@@ -74,114 +71,6 @@ ANSWER_PARAM: Final = "fleetdeck_approval_"
 CONTEXT_PARAM: Final = "fleetdeck_context_"
 STATE_KEY: Final = "fleetdeck.approval"
 INPUT_REQUIRED_VERSION: Final = "2026-07-28"
-MIN_KEY_BYTES: Final = 32
-
-
-class ApprovalSettings(BaseModel):
-    """Human approval of destructive tools (TOML ``[approvals]``, env ``FLEETDECK_APPROVALS__*``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sealing_keys: list[SecretStr] = Field(
-        default_factory=list,
-        description="Keys sealing the multi-round request state; the first seals, all unseal (rotation). "
-        "Every replica needs the same list. Required in production; generated per data dir in development.",
-    )
-    ttl_s: float = Field(default=300.0, gt=0, le=3600, description="How long an approval may be completed.")
-    environment_label: str | None = Field(
-        default=None, max_length=64, description="Environment shown to the human (default: `environment`)."
-    )
-    store_url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL of the shared approval store (default: the telemetry store).",
-    )
-    max_shown_argument_chars: int = Field(
-        default=2000, ge=200, le=20000, description="Arguments longer than this are shown truncated."
-    )
-
-    @field_validator("store_url")
-    @classmethod
-    def _known_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("sqlite://", "postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
-        return value
-
-
-def _development_key(data_dir: Path) -> bytes:
-    """One random key per data dir, created atomically (concurrent starters share one key)."""
-    path = data_dir / "request-state.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(f".request-state.{secrets.token_hex(4)}")
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-        try:
-            os.link(scratch, path)
-        except FileExistsError:
-            pass
-        finally:
-            scratch.unlink()
-    return path.read_text().strip().encode()
-
-
-def sealing_keys(settings: FleetdeckSettings) -> list[bytes]:
-    """The request-state sealing keys: configured, or (development only) one generated per data dir."""
-    configured = settings.approvals.sealing_keys
-    if configured:
-        keys = [key.get_secret_value().encode() for key in configured]
-        for index, key in enumerate(keys):
-            if len(key) < MIN_KEY_BYTES:
-                raise ConfigError(
-                    f"setting approvals.sealing_keys[{index}] (env FLEETDECK_APPROVALS__SEALING_KEYS) "
-                    f"must be at least {MIN_KEY_BYTES} bytes of secret randomness"
-                )
-        if len(set(keys)) != len(keys):
-            raise ConfigError("setting approvals.sealing_keys lists the same key twice")
-        return keys
-    if settings.environment == "production":
-        raise ConfigError(
-            "setting approvals.sealing_keys (env FLEETDECK_APPROVALS__SEALING_KEYS) is required in "
-            "production: every replica must share the keys so any of them can complete an approval"
-        )
-    return [_development_key(settings.data_dir)]
-
-
-class _DevelopmentCodec:
-    """AES-GCM under the data dir's development key, created on first use (building a server does no IO)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self._data_dir = data_dir
-        self._codec: RequestStateCodec | None = None
-        self._lock = threading.Lock()
-
-    def _ready(self) -> RequestStateCodec:
-        from mcp.server.request_state import AESGCMRequestStateCodec
-
-        with self._lock:
-            if self._codec is None:
-                self._codec = AESGCMRequestStateCodec([_development_key(self._data_dir)])
-            return self._codec
-
-    def seal(self, payload: bytes) -> str:
-        return self._ready().seal(payload)
-
-    def unseal(self, token: str) -> bytes:
-        return self._ready().unseal(token)
-
-
-def request_state_security(settings: FleetdeckSettings) -> RequestStateSecurity:
-    """The SDK's request-state policy under the shared sealing keys (any replica can unseal).
-
-    Configured keys (and their absence in production) are checked here, at start; the development
-    key is read or generated on first use.
-    """
-    from mcp.server.request_state import RequestStateSecurity
-
-    ttl = settings.approvals.ttl_s
-    if settings.approvals.sealing_keys or settings.environment == "production":
-        return RequestStateSecurity(keys=sealing_keys(settings), ttl=ttl)
-    return RequestStateSecurity(codec=_DevelopmentCodec(settings.data_dir), ttl=ttl)
 
 
 class Approval(BaseModel):
@@ -193,146 +82,6 @@ class Approval(BaseModel):
 
 
 # -- the shared store --------------------------------------------------------------------------------
-
-approvals_metadata = sa.MetaData()
-
-approvals_table = sa.Table(
-    "approvals",
-    approvals_metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("digest", sa.String(64), nullable=False),
-    sa.Column("principal", sa.String(1200), nullable=False),
-    sa.Column("server", sa.String(128), nullable=False),
-    sa.Column("tool", sa.String(128), nullable=False),
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Column("expires", sa.Float, nullable=False),
-    sa.Column("consumed_at", sa.Float),
-    sa.Column("decision", sa.String(16)),  # accepted | declined | refused, once consumed
-)
-
-
-@dataclass(frozen=True, slots=True)
-class PendingApproval:
-    """One row of ``approvals``."""
-
-    id: str
-    digest: str
-    principal: str
-    server: str
-    tool: str
-    created: float
-    expires: float
-    consumed_at: float | None = None
-    decision: str | None = None
-
-
-class ApprovalStore:
-    """The ``approvals`` table in a store every replica shares; consumption is one atomic UPDATE."""
-
-    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        self.url = url
-        self.clock = clock
-        self._engine: Engine | None = None
-        self._created = False
-
-    def _ready(self) -> Engine:
-        if self._engine is None:
-            self._engine = make_durable_engine(self.url)
-        if not self._created:
-            approvals_metadata.create_all(self._engine)
-            self._created = True
-        return self._engine
-
-    def create(self, *, digest: str, principal: str, server: str, tool: str, ttl_s: float) -> PendingApproval:
-        """Record a pending approval with a fresh random id, before the human is asked."""
-        now = self.clock()
-        row = PendingApproval(
-            id=secrets.token_urlsafe(24),
-            digest=digest,
-            principal=principal,
-            server=server,
-            tool=tool,
-            created=now,
-            expires=float(round(now + ttl_s, 3)),
-        )
-        try:
-            with self._ready().begin() as conn:
-                conn.execute(approvals_table.insert(), [asdict(row)])
-        except SQLAlchemyError as exc:
-            raise TelemetryError(f"the approval store is unavailable ({type(exc).__name__})") from exc
-        return row
-
-    def get(self, approval_id: str) -> PendingApproval | None:
-        """The row with ``approval_id``, or None."""
-        try:
-            with self._ready().connect() as conn:
-                row = (
-                    conn.execute(sa.select(approvals_table).where(approvals_table.c.id == approval_id))
-                    .mappings()
-                    .first()
-                )
-        except SQLAlchemyError as exc:
-            raise TelemetryError(f"the approval store is unavailable ({type(exc).__name__})") from exc
-        return PendingApproval(**dict(row)) if row is not None else None
-
-    def _close(self, approval_id: str, decision: str, digest: str | None) -> bool:
-        now = self.clock()
-        c = approvals_table.c
-        condition = sa.and_(c.id == approval_id, c.consumed_at.is_(None), c.expires > now)
-        if digest is not None:
-            condition = sa.and_(condition, c.digest == digest)
-        statement = approvals_table.update().where(condition).values(consumed_at=now, decision=decision)
-        try:
-            with self._ready().begin() as conn:
-                return conn.execute(statement).rowcount == 1
-        except SQLAlchemyError as exc:
-            raise TelemetryError(f"the approval store is unavailable ({type(exc).__name__})") from exc
-
-    def consume(self, approval_id: str, digest: str) -> bool:
-        """Use the approval once: True only for the first consumer, before expiry, for the same digest."""
-        return self._close(approval_id, "accepted", digest)
-
-    def close_unused(self, approval_id: str, decision: str) -> bool:
-        """Close a pending approval that will not be used (declined or refused)."""
-        return self._close(approval_id, decision, None)
-
-    def close(self) -> None:
-        """Release the engine's connections."""
-        if self._engine is not None:
-            self._engine.dispose()
-
-
-# -- binding ---------------------------------------------------------------------------------------
-
-
-def principal_key(principal: Principal) -> str:
-    """The raw identity an approval is bound to (stored only in the approval and audit tables)."""
-    user, workload = principal.user, principal.workload
-    return canonical_json(
-        {
-            "issuer": user.issuer if user else None,
-            "subject": user.subject if user else None,
-            "workload": workload.spiffe_id if workload else None,
-        }
-    )
-
-
-def binding_digest(server: str, tool: str, principal: Principal, arguments: Mapping[str, Any]) -> str:
-    """``sha256`` over server, tool, principal and the canonical JSON of the arguments."""
-    document = {
-        "v": 1,
-        "server": server,
-        "tool": tool,
-        "principal": principal_key(principal),
-        "args": arguments,
-    }
-    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
-
-
-def jsonable_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """The validated arguments as plain JSON values (models dumped, odd objects by their repr)."""
-    value = to_jsonable_python(dict(arguments), fallback=repr)
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)
