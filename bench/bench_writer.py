@@ -59,6 +59,7 @@ from prometheus_client import Counter
 
 import fleetdeck
 from fleetdeck.errors import Outcome
+from fleetdeck.settings import TelemetrySettings
 from fleetdeck.telemetry.events import InvocationEvent
 from fleetdeck.telemetry.metrics import Metrics
 from fleetdeck.telemetry.spool import Spool
@@ -67,7 +68,8 @@ from fleetdeck.telemetry.writer import EventWriter
 from fleetdeck_testkit.postgres import PostgresServer, launch_postgres
 
 TARGETS = {"sqlite": 20_000.0, "postgresql": 5_000.0}  # events/s, sustained
-DEFAULT_QUEUE_SIZE = 100_000  # TelemetrySettings.queue_size
+DEFAULT_QUEUE_SIZE = TelemetrySettings().queue_size
+DEFAULT_BATCH = TelemetrySettings().batch_size
 SYNC_TIMEOUT_S = 600.0
 PACED_MAX_LAG_S = 1.0  # paced run: all committed within this after the last submit (the writer keeps up)
 TOOLS = ("list_catalogs", "list_schemas", "describe_table", "run_query", "explain", "list_dags", "dag_runs")
@@ -290,7 +292,7 @@ class Rig:
     backend: Backend
     workdir: Path
     queue_size: int = DEFAULT_QUEUE_SIZE
-    batch_size: int = 1_000
+    batch_size: int = DEFAULT_BATCH
     profile: cProfile.Profile | None = None
     url: str = ""
     store: TimedStore = field(init=False)
@@ -499,7 +501,9 @@ def print_tables(report: dict[str, Any]) -> None:
                 f"{r['stored']:>8}{r['dropped']:>5}{r['spooled']:>6}"
                 f"  {verdict}"
             )
-    print("\nPaced at the target rate (default queue_size 100k, default batch 1000)")
+    print(
+        f"\nPaced at the target rate (default queue_size {DEFAULT_QUEUE_SIZE}, default batch {DEFAULT_BATCH})"
+    )
     header = (
         f"{'backend':<11}{'events':>8}{'offered/s':>10}{'committed/s':>12}{'max depth':>10}{'lag s':>7}"
         f"{'drop':>5}  verdict"
@@ -580,7 +584,7 @@ def main() -> None:
     parser.add_argument(
         "--batch-sizes",
         type=lambda s: [int(x) for x in s.split(",") if x.strip()],
-        default=[1_000, 5_000],
+        default=[DEFAULT_BATCH, 1_000],
         help="comma-separated writer batch sizes for the throughput runs",
     )
     parser.add_argument(
