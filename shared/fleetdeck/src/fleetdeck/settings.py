@@ -10,7 +10,6 @@ naming the setting.
 from __future__ import annotations
 
 import os
-import secrets
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -21,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from fleetdeck.auth.policy import AccessPolicy
 from fleetdeck.auth.sealing import ApprovalSettings
 from fleetdeck.errors import ConfigError
+from fleetdeck.keyfile import random_hex_key, read_or_create
 
 CONFIG_ENV = "FLEETDECK_CONFIG"
 
@@ -181,17 +181,4 @@ class FleetdeckSettings(PackageSettings):
             raise ConfigError(
                 "setting telemetry.pseudonym_key (env FLEETDECK_TELEMETRY__PSEUDONYM_KEY) is required"
             )
-        path = self.data_dir / "pseudonym.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            scratch = path.with_name(f".pseudonym.{secrets.token_hex(4)}")
-            fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-            try:
-                os.link(scratch, path)  # atomic: concurrent starters all end up with one key
-            except FileExistsError:
-                pass
-            finally:
-                scratch.unlink()
-        return path.read_text().strip().encode()
+        return read_or_create(self.data_dir / "pseudonym.key", random_hex_key).strip()

@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fleetdeck.auth.principal import Principal
 from fleetdeck.errors import TelemetryError
+from fleetdeck.telemetry.store import make_engine
 
 logger = logging.getLogger(__name__)
 _QUEUE_MAX = 100_000
@@ -126,26 +127,8 @@ def current_trace_id() -> str | None:
 
 
 def make_durable_engine(url: str) -> Engine:
-    """An engine whose commits are durable: SQLite in WAL with ``synchronous=FULL``, or PostgreSQL.
-
-    Kept separate from the invocation store's engine so the audit trail and approvals do not depend
-    on how that store tunes its (batched, replayable) write path.
-    """
-    for plain in ("postgresql://", "postgres://"):
-        if url.startswith(plain):
-            url = "postgresql+psycopg://" + url.removeprefix(plain)
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")  # an audit row survives a power loss too
-            cursor.close()
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    """An engine whose commits are durable (SQLite ``synchronous=FULL``, or PostgreSQL)."""
+    return make_engine(url, durable=True)
 
 
 class AuditLog:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import secrets
 import stat
 import time
 import uuid
@@ -34,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from fleetdeck.errors import ConfigError
+from fleetdeck.keyfile import read_or_create
 from fleetdeck.settings import FleetdeckSettings
 
 if TYPE_CHECKING:
@@ -91,26 +90,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _new_pem_key() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 def _load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """The P-256 key at ``path``, created once (0600, atomic link) if it does not exist yet."""
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        scratch = path.with_name(f".{KEY_FILE}.{secrets.token_hex(4)}")
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.link(scratch, path)  # atomic and never replaces: concurrent starters share one key
-        except FileExistsError:
-            pass
-        finally:
-            scratch.unlink(missing_ok=True)
+    read_or_create(path, _new_pem_key)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ConfigError(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -12,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from fleetdeck.errors import ConfigError
+from fleetdeck.keyfile import random_hex_key, read_or_create
 
 if TYPE_CHECKING:  # the SDK is imported only when a server is built (keeps the CLI fast)
     from mcp.server.request_state import RequestStateCodec, RequestStateSecurity
@@ -55,20 +54,7 @@ class ApprovalSettings(BaseModel):
 
 def _development_key(data_dir: Path) -> bytes:
     """One random key per data dir, created atomically (concurrent starters share one key)."""
-    path = data_dir / "request-state.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(f".request-state.{secrets.token_hex(4)}")
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-        try:
-            os.link(scratch, path)
-        except FileExistsError:
-            pass
-        finally:
-            scratch.unlink()
-    return path.read_text().strip().encode()
+    return read_or_create(data_dir / "request-state.key", random_hex_key).strip()
 
 
 def sealing_keys(settings: FleetdeckSettings) -> list[bytes]:

@@ -185,10 +185,12 @@ def rollup_rebuild(*, only_if_empty: bool = False) -> sa.Insert:
     return invocation_rollup.insert().from_select([col.name for col in invocation_rollup.columns], select)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, durable: bool = False) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so a whole local fleet can share it.
 
     A plain ``postgresql://`` (or ``postgres://``) URL uses the psycopg 3 driver, the one installed.
+    ``durable``: SQLite commits survive a power loss too (``synchronous=FULL``), for the audit trail
+    and approvals; the batched, replayable invocation path keeps ``NORMAL``.
     """
     for plain in ("postgresql://", "postgres://"):
         if url.startswith(plain):
@@ -200,7 +202,7 @@ def make_engine(url: str) -> Engine:
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
+            cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per connection
             cursor.execute("PRAGMA wal_autocheckpoint=10000")  # pages (~40 MiB): fewer, larger checkpoints
             cursor.close()
