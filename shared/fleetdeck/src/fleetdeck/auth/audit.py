@@ -233,7 +233,8 @@ class AuditLog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._drain, name="fleetdeck-audit", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if len(self._pending) in (1, _BATCH):  # wake the writer only when it has something new to do
+                self._wake.notify()
         return record
 
     def _drain(self) -> None:
