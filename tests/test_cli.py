@@ -56,3 +56,13 @@ def test_serving_an_unknown_server_lists_the_installed_ones(data_dir: Path) -> N
     )
     assert done.returncode == 2
     assert "no server called 'hive' is installed; installed: presto" in done.stderr
+
+
+def test_doctor_passes_on_a_data_dir_that_does_not_exist_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = tmp_path / "first" / "run"
+    monkeypatch.setenv("FLEETDECK_DATA_DIR", str(fresh))
+    result = CliRunner().invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.output
+    assert (fresh / "telemetry.db").exists()

@@ -37,8 +37,10 @@ index ``ix_invocations_report``, which nothing reads any more and which only slo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -197,6 +199,13 @@ def make_engine(url: str, *, durable: bool = False) -> Engine:
             url = "postgresql+psycopg://" + url.removeprefix(plain)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
+        database = engine.url.database
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _folder(*_args: Any) -> None:
+            if database and database != ":memory:":
+                with contextlib.suppress(OSError):  # if it cannot be made, connecting reports why
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)  # a fresh data dir
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -303,7 +312,8 @@ def ensure_schema(engine: Engine) -> None:
         with engine.begin() as conn:
             _migrate(conn)
     except SQLAlchemyError as exc:
-        raise TelemetryError(f"cannot create the telemetry schema: {type(exc).__name__}") from exc
+        where = engine.url.render_as_string(hide_password=True)
+        raise TelemetryError(f"cannot create the telemetry schema at {where}: {type(exc).__name__}") from exc
 
 
 def rollup_is_stale(conn: sa.Connection) -> bool:

@@ -21,10 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Self
-
-import sqlalchemy as sa
 
 from fleetdeck.errors import TelemetryError
 from fleetdeck.settings import FleetdeckSettings
@@ -76,14 +73,8 @@ class EventWriter:
 
     @classmethod
     def from_settings(cls, settings: FleetdeckSettings, metrics: Metrics) -> Self:
-        """A writer for the configured store and spool (creates a SQLite file's directory)."""
+        """A writer for the configured store and spool."""
         url = settings.telemetry_url()
-        database = sa.engine.make_url(url).database
-        if url.startswith("sqlite") and database and database != ":memory:":
-            try:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                logger.warning("cannot create the telemetry directory", extra={"error": exc.strerror})
         t = settings.telemetry
         return cls(
             EventStore(url),
