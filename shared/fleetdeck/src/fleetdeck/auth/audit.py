@@ -26,13 +26,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import anyio
 import sqlalchemy as sa
 from opentelemetry import trace
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from fleetdeck.auth.principal import Principal
 from fleetdeck.errors import TelemetryError
@@ -43,6 +43,7 @@ _QUEUE_MAX = 100_000
 _BATCH = 1_000
 _RETRY_S = 2.0
 _FLUSH_S = 0.2
+_LOCKED_RETRIES = 5
 
 audit_metadata = sa.MetaData()
 
@@ -190,15 +191,32 @@ class AuditLog:
         )
 
     def write(self, record: AuditRecord, *more: AuditRecord) -> None:
-        """Commit records in one transaction; :class:`TelemetryError` when they cannot be written."""
-        try:
-            engine = self._ready_engine()
-            with engine.begin() as conn:
-                conn.execute(audit_events.insert(), [asdict(r) for r in (record, *more)])
-        except SQLAlchemyError as exc:
-            if self._on_failure is not None:
-                self._on_failure()
-            raise TelemetryError(f"the audit record could not be written ({type(exc).__name__})") from exc
+        """Commit records in one transaction; :class:`TelemetryError` when they cannot be written.
+
+        SQLite answers "database is locked" at once in some lock races between connections (the busy
+        timeout does not apply); those are retried a few times with a short backoff.
+        """
+        rows = [asdict(r) for r in (record, *more)]
+        for attempt in range(_LOCKED_RETRIES + 1):
+            try:
+                engine = self._ready_engine()
+                with engine.begin() as conn:
+                    conn.execute(audit_events.insert(), rows)
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig) or attempt == _LOCKED_RETRIES:
+                    self._failed(exc)
+                time.sleep(0.02 * 2**attempt)
+            except SQLAlchemyError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: SQLAlchemyError) -> NoReturn:
+        if self._on_failure is not None:
+            self._on_failure()
+        cause = getattr(exc, "orig", None) or exc
+        raise TelemetryError(
+            f"the audit record could not be written ({type(cause).__name__}: {cause})"
+        ) from exc
 
     def record(self, event: AuditEvent, **fields: Any) -> AuditRecord:
         """Build and commit a record (see :meth:`build` for the fields); blocking."""
@@ -215,11 +233,11 @@ class AuditLog:
         record = self.build(event, **fields)
         try:
             await anyio.to_thread.run_sync(self.write, record)
-        except TelemetryError:
+        except TelemetryError as exc:
             if required:
-                logger.error("audit write failed; refusing the call: %s", asdict(record))
+                logger.error("audit write failed (%s); refusing the call: %s", exc, asdict(record))
                 raise
-            logger.error("audit write failed; the record follows: %s", asdict(record))
+            logger.error("audit write failed (%s); the record follows: %s", exc, asdict(record))
         return record
 
     def submit(self, event: AuditEvent, **fields: Any) -> AuditRecord:

@@ -191,8 +191,9 @@ def make_engine(url: str, *, durable: bool = False) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so a whole local fleet can share it.
 
     A plain ``postgresql://`` (or ``postgres://``) URL uses the psycopg 3 driver, the one installed.
-    ``durable``: SQLite commits survive a power loss too (``synchronous=FULL``), for the audit trail
-    and approvals; the batched, replayable invocation path keeps ``NORMAL``.
+    ``durable``: SQLite commits survive a power loss too (``synchronous=FULL``) and every transaction
+    takes the write lock up front, for the audit trail and approvals; the batched, replayable
+    invocation path keeps ``NORMAL``.
     """
     for plain in ("postgresql://", "postgres://"):
         if url.startswith(plain):
@@ -215,6 +216,16 @@ def make_engine(url: str, *, durable: bool = False) -> Engine:
             cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per connection
             cursor.execute("PRAGMA wal_autocheckpoint=10000")  # pages (~40 MiB): fewer, larger checkpoints
             cursor.close()
+            if durable:
+                dbapi_conn.isolation_level = None  # transactions begin below, not in the sqlite3 module
+
+        if durable:
+
+            @sa.event.listens_for(engine, "begin")
+            def _immediate(conn: sa.Connection) -> None:
+                # Take the write lock when the transaction starts, waiting on the busy timeout: a
+                # deferred transaction upgrading to a writer fails at once if another one holds it.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
