@@ -26,6 +26,7 @@ from fleetdeck.telemetry.metrics import Metrics
 from fleetdeck.telemetry.spool import Spool
 from fleetdeck.telemetry.store import EventStore
 from fleetdeck.telemetry.writer import EventWriter
+from fleetdeck_testkit.backends import backend_unavailable
 from fleetdeck_testkit.postgres import PostgresServer
 
 WAIT_S = 60.0
@@ -184,7 +185,7 @@ def test_postgres_stopped_and_restarted_loses_no_events(
     postgres_server: PostgresServer, postgres_database: str, spool_dir: Path, writers: list[EventWriter]
 ) -> None:
     if not postgres_server.restartable:
-        pytest.skip("the PostgreSQL server was given by URL; the testkit cannot stop it")
+        backend_unavailable("the PostgreSQL server was given by URL; the testkit cannot stop it")
     store = EventStore(postgres_database)
     metrics = Metrics()
     writer = new_writer(writers, store, spool_dir, metrics)
