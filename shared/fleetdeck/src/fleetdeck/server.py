@@ -30,7 +30,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared._callable_inspection import is_async_callable
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, TextContent, Tool
+from mcp.types import Tool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, Response
 
 from fleetdeck.auth import approvals
 from fleetdeck.auth.audit import AuditLog
-from fleetdeck.auth.enforcement import AuthorizationMiddleware
+from fleetdeck.auth.enforcement import AuthorizationMiddleware, error_result
 from fleetdeck.auth.identity import (
     HttpIdentity,
     IdentityMiddleware,
@@ -122,8 +122,7 @@ class ArgumentLimit:
                 record = current_call.get()
                 if record is not None:
                     record.outcome, record.error_class = Outcome.INVALID_INPUT, "ArgumentsTooLarge"
-                message = f"arguments are {size} bytes; the limit is {self._max}"
-                return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+                return error_result(f"arguments are {size} bytes; the limit is {self._max}")
         return await call_next(ctx)
 
 

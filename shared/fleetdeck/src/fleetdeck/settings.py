@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -97,6 +98,16 @@ class PackageSettings(BaseSettings):
             env = prefix + "__".join(str(part).upper() for part in error["loc"])
             problems.append(f"setting {dotted} (env {env}): {error['msg']}")
         return "invalid configuration: " + "; ".join(problems)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 possibly in brackets) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class HttpSettings(BaseModel):

@@ -15,9 +15,10 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from fleetdeck.auth.audit import canonical_json, make_durable_engine
+from fleetdeck.auth.audit import make_durable_engine
 from fleetdeck.auth.principal import Principal
 from fleetdeck.errors import TelemetryError
+from fleetdeck.manifest.digest import canonical_json
 
 if TYPE_CHECKING:  # the SDK is imported only when a server is built (keeps the CLI fast)
     pass

@@ -54,9 +54,10 @@ from fleetdeck.auth.approval_store import (
     jsonable_arguments,
     principal_key,
 )
-from fleetdeck.auth.audit import AuditEvent, AuditLog, canonical_json
+from fleetdeck.auth.audit import AuditEvent, AuditLog
 from fleetdeck.auth.principal import Principal, current_principal
 from fleetdeck.errors import AccessDeniedError, ConfigError, FleetdeckError, Outcome
+from fleetdeck.manifest.digest import canonical_json
 
 if TYPE_CHECKING:  # the SDK is imported only when a server is built (keeps the CLI fast)
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext

@@ -17,7 +17,6 @@ the invocation store's schema code never touches it).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 import threading
@@ -30,12 +29,13 @@ from typing import Any, Final, NoReturn
 
 import anyio
 import sqlalchemy as sa
-from opentelemetry import trace
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from fleetdeck.auth.principal import Principal
 from fleetdeck.errors import TelemetryError
+from fleetdeck.manifest.digest import canonical_json
+from fleetdeck.telemetry.middleware import current_trace_id
 from fleetdeck.telemetry.store import make_engine
 
 logger = logging.getLogger(__name__)
@@ -107,11 +107,6 @@ def new_record_id() -> str:
     return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
-def canonical_json(value: Any) -> str:
-    """Sorted, compact, ASCII-only JSON: the one form every digest is computed over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
 def argument_digest(arguments: Mapping[str, Any] | None) -> str:
     """``sha256`` (hex) of the canonical JSON of a call's arguments."""
     try:
@@ -119,12 +114,6 @@ def argument_digest(arguments: Mapping[str, Any] | None) -> str:
     except (TypeError, ValueError):  # not JSON (NaN, odd objects): digest its repr, still stable
         text = repr(sorted((arguments or {}).items()))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def current_trace_id() -> str | None:
-    """The active OpenTelemetry trace id, if a span is recording."""
-    span_context = trace.get_current_span().get_span_context()
-    return format(span_context.trace_id, "032x") if span_context.is_valid else None
 
 
 def make_durable_engine(url: str) -> Engine:

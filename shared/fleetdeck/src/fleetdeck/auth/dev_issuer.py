@@ -22,7 +22,6 @@ import stat
 import time
 import uuid
 from collections.abc import Sequence
-from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,7 +32,7 @@ from jwt.algorithms import ECAlgorithm
 
 from fleetdeck.errors import ConfigError
 from fleetdeck.keyfile import read_or_create
-from fleetdeck.settings import FleetdeckSettings
+from fleetdeck.settings import FleetdeckSettings, is_loopback_host
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -79,15 +78,6 @@ def _refuse_production(settings: FleetdeckSettings) -> None:
             "env FLEETDECK_ENVIRONMENT, is 'production'): use the company identity provider "
             "(auth.issuer and auth.jwks_url)"
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _new_pem_key() -> bytes:
@@ -218,7 +208,7 @@ class DevIssuer:
 
 def serve(issuer: DevIssuer, host: str = "127.0.0.1") -> None:
     """Publish ``issuer``'s keys with uvicorn on ``host:issuer.port`` until SIGINT/SIGTERM."""
-    if not _is_loopback(host):
+    if not is_loopback_host(host):
         raise ConfigError(f"the development issuer binds loopback addresses only, not {host!r}")
     import uvicorn  # only when serving
 

@@ -15,7 +15,7 @@ from fleetdeck.auth.audit import AuditEvent, AuditLog, argument_digest
 from fleetdeck.auth.policy import AccessPolicy, Decision, ToolFacts, decide
 from fleetdeck.auth.principal import Principal, current_principal
 from fleetdeck.errors import Outcome, TelemetryError
-from fleetdeck.telemetry.middleware import current_call
+from fleetdeck.telemetry.middleware import current_call, is_error_result
 from fleetdeck.tool import ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -26,14 +26,14 @@ def facts(spec: ToolSpec) -> ToolFacts:
     return ToolFacts(name=spec.name, read_only=spec.read_only, policy=spec.policy)
 
 
+def error_result(text: str) -> CallToolResult:
+    """A tool error the caller reads (the kit's refusals: denied, too large, unaudited)."""
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
 def denied_result(decision: Decision) -> CallToolResult:
     """The tool result a denied caller gets: which rule decided, and why."""
-    text = f"access denied ({decision.rule}): {decision.reason}"
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
-
-
-def _error(text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+    return error_result(f"access denied ({decision.rule}): {decision.reason}")
 
 
 class AuthorizationMiddleware:
@@ -96,7 +96,7 @@ class AuthorizationMiddleware:
         except TelemetryError:
             if record is not None:
                 record.outcome, record.error_class = Outcome.INTERNAL_ERROR, "AuditUnavailable"
-            return _error(
+            return error_result(
                 f"{spec.name} changes state and its audit record could not be written; nothing was changed"
             )
         return await self._audited(ctx, call_next, fields)
@@ -121,10 +121,8 @@ class AuthorizationMiddleware:
         if is_input_required(result):
             return result  # a question for the human, not an outcome (the approval steps are audited)
         record = current_call.get()
-        failed = isinstance(result, CallToolResult) and result.is_error is True
-        failed = failed or (isinstance(result, dict) and result.get("isError") is True)
         outcome = (record.outcome if record is not None else None) or (
-            Outcome.INVALID_INPUT if failed else Outcome.OK
+            Outcome.INVALID_INPUT if is_error_result(result) else Outcome.OK
         )
         error_class = record.error_class if record is not None else None
         await self._audit.arecord(

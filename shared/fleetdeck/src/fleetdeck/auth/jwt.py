@@ -33,7 +33,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from ipaddress import ip_address
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -44,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from fleetdeck.auth.jwks import JwksCache, JwksUnavailableError, SigningKey, UnknownKeyError, strict_json
 from fleetdeck.auth.principal import User
 from fleetdeck.errors import ConfigError, FleetdeckError, Outcome
+from fleetdeck.settings import is_loopback_host
 
 __all__ = ["AuthFailure", "AuthenticationError", "JwtVerifier", "UserAuthSettings", "VerifiedUser"]
 
@@ -157,18 +157,9 @@ class UserAuthSettings(BaseModel):
         parts = urlsplit(value)
         if parts.scheme == "https" and parts.hostname:
             return value
-        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        if parts.scheme == "http" and parts.hostname and is_loopback_host(parts.hostname):
             return value
         raise ValueError("must be an https URL (http is allowed on loopback only)")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)

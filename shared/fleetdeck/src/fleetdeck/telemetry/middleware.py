@@ -45,14 +45,14 @@ def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
     return params.client_info.name[:256] if params is not None else None
 
 
-def _is_error(result: HandlerResult) -> bool:
+def is_error_result(result: HandlerResult) -> bool:
     """Whether a tool result is an error (the SDK hands back a model or its wire dict)."""
     if isinstance(result, CallToolResult):
         return result.is_error is True
     return isinstance(result, dict) and result.get("isError") is True
 
 
-def _trace_id() -> str | None:
+def current_trace_id() -> str | None:
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else None
 
@@ -111,7 +111,7 @@ class TelemetryMiddleware:
             raise
         finally:
             current_call.reset(token)
-        if _is_error(result):
+        if is_error_result(result):
             outcome = record.outcome or Outcome.INVALID_INPUT
         else:
             outcome = record.outcome or Outcome.OK
@@ -143,7 +143,7 @@ class TelemetryMiddleware:
             workload=principal.workload.spiffe_id if principal.workload else None,
             client_name=_client_name(ctx),
             protocol_version=ctx.protocol_version,
-            trace_id=_trace_id(),
+            trace_id=current_trace_id(),
         )
         calls, durations = self._children(tool, outcome)
         calls.inc()
