@@ -204,6 +204,8 @@ def run_fleet(config: Path | None, host: str, only: list[str], identity: DevIden
         console.print("\nstopping the fleet …")
         return 0
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a repeated Ctrl-C (uv forwards one) must not
+            signal.signal(signum, signal.SIG_IGN)  # cut the clean stop short
         _stop(children)
         console.print("fleet stopped")
 
