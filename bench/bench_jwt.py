@@ -10,10 +10,11 @@ machine disturbs less), interleaved over ``--rounds`` rounds:
 
 - ``signature`` — the signature check alone (PyJWT's algorithm object, i.e. ``cryptography``): what
   no verifier can go below.
-- ``jwt.decode`` — the floor the verifier builds on: PyJWT with the same key, issuer, audience,
-  leeway and required claims (PyJWT 2.15 re-validates every base64url character in Python).
+- ``jwt.decode`` — bare PyJWT with the same key, issuer, audience, leeway and required claims, for
+  comparison (it is laxer: duplicate members, string dates and header keys pass it).
 - ``verify`` — :meth:`JwtVerifier.verify`: pre-parse (size, segments, duplicate-refusing JSON,
-  header and date checks), cached key lookup, ``jwt.decode``, claim mapping to ``VerifiedUser``.
+  header and date checks), cached key lookup, the signature check, audience and dates, claim
+  mapping to ``VerifiedUser``. "over floor" is its median minus the signature check's.
 - ``verify_token`` — the SDK hook: ``verify`` plus the ``AccessToken`` model.
 
 Two refusals are timed too: a 1 MiB token (refused on size) and an unknown ``kid`` within the
@@ -192,13 +193,13 @@ def main() -> None:
         table.add_column(column, justify="left" if column in ("alg", "case") else "right")
     verdicts: dict[str, bool] = {}
     for alg in KINDS:
-        floor_median = results[alg]["jwt.decode"]["median_us"]
+        floor_median = results[alg]["signature"]["median_us"]
         for case, stats in results[alg].items():
             target = ""
             if case == "verify":
                 verdicts[alg] = stats["median_us"] <= TARGET_MEDIAN_US
                 target = ("✓" if verdicts[alg] else "✗") + f" ≤ {TARGET_MEDIAN_US:g}"
-            over = "" if case in ("signature", "jwt.decode") else f"{stats['median_us'] - floor_median:+.1f}"
+            over = "" if case == "signature" else f"{stats['median_us'] - floor_median:+.1f}"
             table.add_row(
                 alg,
                 case,

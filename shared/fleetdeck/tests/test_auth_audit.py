@@ -14,6 +14,7 @@ from fleetdeck.auth.identity import StaticIdentity
 from fleetdeck.auth.policy import AccessPolicy, authorize_tool
 from fleetdeck.auth.principal import Principal, User, Workload
 from fleetdeck.errors import InvalidInputError, TelemetryError
+from fleetdeck.manifest.digest import canonical_json
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck_testkit.servers import DEMO_INFO
@@ -79,7 +80,7 @@ async def test_decisions_and_mutating_outcomes_carry_the_user_and_the_workload(
         "tool-roles",
         "close_books needs a user with one of the roles: operator",
     )
-    assert records[1].args_digest == argument_digest({"job": "nightly"})
+    assert records[1].args_digest == argument_digest(canonical_json({"job": "nightly"}))
     assert records[4].reason == "InvalidInputError"
 
 

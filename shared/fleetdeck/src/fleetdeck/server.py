@@ -14,7 +14,6 @@ and serves it with :meth:`FleetServer.serve_http` or :meth:`FleetServer.serve_st
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -52,10 +51,11 @@ from fleetdeck.auth.policy import REGISTERED_ATTRIBUTE, AccessPolicy, policy_of
 from fleetdeck.auth.sealing import request_state_security
 from fleetdeck.auth.workload import JwtSvidBundles
 from fleetdeck.errors import BackendTimeoutError, ConfigError, FleetdeckError, Outcome
+from fleetdeck.mtls import uvicorn_tls_options
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.events import InvocationEvent
 from fleetdeck.telemetry.metrics import Metrics
-from fleetdeck.telemetry.middleware import TelemetryMiddleware, current_call
+from fleetdeck.telemetry.middleware import TelemetryMiddleware, arguments_json, current_call
 from fleetdeck.telemetry.writer import EventWriter
 from fleetdeck.tool import ServerInfo, ToolSpec, make_spec
 
@@ -110,14 +110,14 @@ def _instrument(fn: F, spec: ToolSpec) -> F:
 
 
 class ArgumentLimit:
-    """Refuses a ``tools/call`` whose arguments serialise to more than ``max_bytes``."""
+    """Refuses a ``tools/call`` whose arguments' canonical JSON is longer than ``max_bytes``."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max = max_bytes
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method == "tools/call" and ctx.params:
-            size = len(json.dumps(ctx.params.get("arguments") or {}, separators=(",", ":")))
+            size = len(arguments_json(ctx))
             if size > self._max:
                 record = current_call.get()
                 if record is not None:
@@ -197,7 +197,7 @@ class FleetServer:
                 ),
                 AuthorizationMiddleware(self._specs, access, self.audit),
                 ArgumentLimit(settings.http.max_argument_bytes),
-                self.approvals.middleware(),
+                self.approvals.middleware(self._specs),
             ],
             # approvals hook: sealing keys shared by every replica (after the identity check above)
             request_state_security=request_state_security(settings),
@@ -275,7 +275,8 @@ class FleetServer:
     def canonical_url(self) -> str:
         """The ``/mcp`` URL clients use and tokens are minted for (RFC 8707 audience)."""
         http = self.settings.http
-        base = http.public_url or f"http://{http.host}:{http.port}"
+        scheme = "https" if http.tls_certfile else "http"
+        base = http.public_url or f"{scheme}://{http.host}:{http.port}"
         return base.rstrip("/") + "/mcp"
 
     # -- telemetry -------------------------------------------------------------------------------
@@ -370,18 +371,22 @@ class FleetServer:
         app.router.lifespan_context = lifespan
         return app
 
-    async def serve_http(self) -> None:
-        """Serve Streamable HTTP with uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
+    def uvicorn_config(self) -> uvicorn.Config:
+        """How uvicorn serves :meth:`http_app`: address, TLS / mTLS, graceful shutdown."""
         http = self.settings.http
-        config = uvicorn.Config(
+        return uvicorn.Config(
             self.http_app(),
             host=http.host,
             port=http.port,
             log_level=self.settings.log_level.lower(),
             timeout_graceful_shutdown=int(http.shutdown_timeout_s),
             server_header=False,
+            **uvicorn_tls_options(http),
         )
-        await uvicorn.Server(config).serve()
+
+    async def serve_http(self) -> None:
+        """Serve Streamable HTTP with uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
+        await uvicorn.Server(self.uvicorn_config()).serve()
 
     async def serve_stdio(self) -> None:
         """Serve one client over stdin/stdout."""

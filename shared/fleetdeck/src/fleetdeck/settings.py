@@ -15,7 +15,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fleetdeck.auth.policy import AccessPolicy
@@ -124,6 +124,21 @@ class HttpSettings(BaseModel):
     max_argument_bytes: int = Field(default=262_144, ge=256)
     stateless: bool = Field(default=False, description="Stateless HTTP (no sessions, no SSE back-channel).")
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    tls_certfile: Path | None = Field(default=None, description="Serve HTTPS with this certificate (PEM).")
+    tls_keyfile: Path | None = Field(default=None, description="The private key of tls_certfile (PEM).")
+    tls_client_ca: Path | None = Field(
+        default=None,
+        description="Require client certificates signed by this bundle (mTLS); the certificate's SPIFFE "
+        "ID becomes the calling workload.",
+    )
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Self:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")
+        if self.tls_client_ca is not None and self.tls_certfile is None:
+            raise ValueError("tls_client_ca needs tls_certfile and tls_keyfile (mTLS is served over HTTPS)")
+        return self
 
 
 class TelemetrySettings(BaseModel):

@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # the SDK is imported only when a server is built (keeps the 
     from mcp.server.mcpserver import Context
 
     from fleetdeck.settings import FleetdeckSettings
+    from fleetdeck.tool import ToolSpec
 
 logger = logging.getLogger(__name__)
 
@@ -135,11 +136,16 @@ class ApprovalStateMiddleware:
     produces the plaintext the boundary verifies and seals.
     """
 
+    def __init__(self, specs: Mapping[str, ToolSpec]) -> None:
+        self._specs = specs
+
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.method != "tools/call":
+        params = ctx.params
+        name = params.get("name") if ctx.method == "tools/call" and params else None
+        spec = self._specs.get(name) if isinstance(name, str) else None
+        if params is None or spec is None or not spec.destructive:  # only destructive tools ask for approval
             return await call_next(ctx)
         carrier = _Carrier()
-        params = ctx.params
         state = params.get("requestState") if params else None
         if params is not None and isinstance(state, str):
             carrier.incoming, inner = split_state(state)
@@ -213,9 +219,9 @@ class ApprovalGuard:
         self.audit = audit
         self.store = store or ApprovalStore(settings.approvals.store_url or settings.telemetry_url())
 
-    def middleware(self) -> ApprovalStateMiddleware:
+    def middleware(self, specs: Mapping[str, ToolSpec]) -> ApprovalStateMiddleware:
         """The middleware that carries approval ids between rounds (install it on the server)."""
-        return ApprovalStateMiddleware()
+        return ApprovalStateMiddleware(specs)
 
     # -- the question --------------------------------------------------------------------------------
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Final, NoReturn
@@ -34,7 +33,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from fleetdeck.auth.principal import Principal
 from fleetdeck.errors import TelemetryError
-from fleetdeck.manifest.digest import canonical_json
+from fleetdeck.telemetry.events import new_event_id
 from fleetdeck.telemetry.middleware import current_trace_id
 from fleetdeck.telemetry.store import make_engine
 
@@ -102,18 +101,9 @@ class AuditRecord:
     trace_id: str | None
 
 
-def new_record_id() -> str:
-    """A unique id that sorts by creation time (nanoseconds, then randomness)."""
-    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
-
-
-def argument_digest(arguments: Mapping[str, Any] | None) -> str:
-    """``sha256`` (hex) of the canonical JSON of a call's arguments."""
-    try:
-        text = canonical_json(dict(arguments or {}))
-    except (TypeError, ValueError):  # not JSON (NaN, odd objects): digest its repr, still stable
-        text = repr(sorted((arguments or {}).items()))
-    return hashlib.sha256(text.encode()).hexdigest()
+def argument_digest(arguments_json: str) -> str:
+    """``sha256`` (hex) of a call's canonical arguments JSON (:func:`telemetry.middleware.arguments_json`)."""
+    return hashlib.sha256(arguments_json.encode()).hexdigest()
 
 
 def make_durable_engine(url: str) -> Engine:
@@ -163,7 +153,7 @@ class AuditLog:
         """The record :meth:`record` would write (raw identity of the principal included)."""
         user, workload = principal.user, principal.workload
         return AuditRecord(
-            id=new_record_id(),
+            id=new_event_id(),
             ts=time.time(),
             server=self.server,
             tool=tool[:128],

@@ -15,7 +15,7 @@ from fleetdeck.auth.audit import AuditEvent, AuditLog, argument_digest
 from fleetdeck.auth.policy import AccessPolicy, Decision, ToolFacts, decide
 from fleetdeck.auth.principal import Principal, current_principal
 from fleetdeck.errors import Outcome, TelemetryError
-from fleetdeck.telemetry.middleware import current_call, is_error_result
+from fleetdeck.telemetry.middleware import arguments_json, current_call, is_error_result
 from fleetdeck.tool import ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class AuthorizationMiddleware:
             "principal": principal,
             "rule": decision.rule,
             "reason": decision.reason,
-            "args_digest": argument_digest(ctx.params.get("arguments") if ctx.params else None),
+            "args_digest": argument_digest(arguments_json(ctx)),
         }
         record = current_call.get()
         if not decision.allowed:

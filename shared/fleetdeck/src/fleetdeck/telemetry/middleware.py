@@ -22,6 +22,7 @@ from opentelemetry import trace
 
 from fleetdeck.auth.principal import current_principal
 from fleetdeck.errors import Outcome
+from fleetdeck.manifest.digest import canonical_json
 from fleetdeck.telemetry.events import InvocationEvent, pseudonymise
 from fleetdeck.telemetry.metrics import Metrics
 from fleetdeck.tool import ToolSpec
@@ -35,9 +36,25 @@ class CallRecord:
 
     outcome: Outcome | None = None
     error_class: str | None = None
+    arguments_json: str | None = None
 
 
 current_call: ContextVar[CallRecord | None] = ContextVar("fleetdeck_current_call", default=None)
+
+
+def arguments_json(ctx: ServerRequestContext[Any, Any]) -> str:
+    """The canonical JSON of the call's arguments, serialised once per call (limit and audit digest)."""
+    record = current_call.get()
+    if record is not None and record.arguments_json is not None:
+        return record.arguments_json
+    arguments = (ctx.params.get("arguments") if ctx.params else None) or {}
+    try:
+        text = canonical_json(dict(arguments))
+    except (TypeError, ValueError):  # not JSON (NaN, odd objects): its repr, still stable
+        text = repr(sorted(dict(arguments).items()))
+    if record is not None:
+        record.arguments_json = text
+    return text
 
 
 def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
@@ -77,6 +94,7 @@ class TelemetryMiddleware:
         self._sink = sink
         self._key = pseudonym_key
         self._labelled: dict[tuple[str, Outcome], tuple[Any, Any]] = {}
+        self._user_hashes: dict[str, str] = {}
         meter = otel_metrics.get_meter("fleetdeck")
         self._otel_calls = meter.create_counter("fleetdeck.tool.calls", description="Tool calls by outcome.")
         self._otel_duration = meter.create_histogram(
@@ -94,6 +112,18 @@ class TelemetryMiddleware:
             )
             self._labelled[key] = children
         return children
+
+    def _user_hash(self, subject: str) -> str | None:
+        """The pseudonym of ``subject``, remembered (one HMAC per user, not per call)."""
+        known = self._user_hashes.get(subject)
+        if known is None:
+            known = pseudonymise(subject, self._key())
+            if known is None:
+                return None
+            if len(self._user_hashes) >= 4096:
+                self._user_hashes.clear()
+            self._user_hashes[subject] = known
+        return known
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
@@ -139,7 +169,7 @@ class TelemetryMiddleware:
             error_class=error_class or record.error_class,
             duration_ms=duration * 1000.0,
             minutes_saved=spec.minutes_saved if spec else 0.0,
-            user_hash=pseudonymise(principal.user.subject if principal.user else None, self._key()),
+            user_hash=self._user_hash(principal.user.subject) if principal.user else None,
             workload=principal.workload.spiffe_id if principal.workload else None,
             client_name=_client_name(ctx),
             protocol_version=ctx.protocol_version,
