@@ -13,6 +13,7 @@ and serves it with :meth:`FleetServer.serve_http` or :meth:`FleetServer.serve_st
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -49,6 +50,7 @@ from fleetdeck.auth.identity import (
 from fleetdeck.auth.jwt import JwtVerifier
 from fleetdeck.auth.policy import REGISTERED_ATTRIBUTE, AccessPolicy, policy_of
 from fleetdeck.auth.sealing import request_state_security
+from fleetdeck.auth.svid_keys import JwtSvidJwks
 from fleetdeck.auth.workload import JwtSvidBundles
 from fleetdeck.errors import BackendTimeoutError, ConfigError, FleetdeckError, Outcome
 from fleetdeck.mtls import uvicorn_tls_options
@@ -138,8 +140,13 @@ def default_identity(
     trust = IdentitySettings.load(settings.source_file())
     if trust.auth.issuer:
         verifier = JwtVerifier(trust.auth, resource_url=resource_url)
-        paths = trust.workload.jwt_svid_bundle_paths
-        keys = JwtSvidBundles.from_files(paths) if paths else None
+        workload = trust.workload
+        files = (
+            JwtSvidBundles.from_files(workload.jwt_svid_bundle_paths)
+            if workload.jwt_svid_bundle_paths
+            else None
+        )
+        keys = JwtSvidJwks(workload.jwt_svid_jwks_urls, files=files) if workload.jwt_svid_jwks_urls else files
         return HttpIdentity(verifier, trust, keys), verifier
     if settings.environment == "development" and settings.http.host in LOOPBACK:
         return local_developer(settings.dev), None
@@ -173,6 +180,7 @@ class FleetServer:
         verifier = None
         if identity is None:
             identity, verifier = default_identity(settings, self.canonical_url())
+        self._identity = identity
         # approvals + audit hook: raw identities and decisions go to the audit trail (auth/audit.py);
         # destructive tools are guarded by a human approval (auth/approvals.py).
         self.audit = AuditLog(settings.telemetry_url(), server=info.name)
@@ -302,9 +310,14 @@ class FleetServer:
         writer = EventWriter.from_settings(self.settings, self.metrics)
         writer.start()
         self._writer = writer
+        maintain = self._identity.maintain if isinstance(self._identity, HttpIdentity) else None
+        upkeep = asyncio.get_running_loop().create_task(maintain()) if maintain else None
         try:
             yield self
         finally:
+            if upkeep is not None:
+                upkeep.cancel()
+                await asyncio.gather(upkeep, return_exceptions=True)
             self._writer = None
             await anyio.to_thread.run_sync(
                 functools.partial(writer.close, self.settings.http.shutdown_timeout_s)

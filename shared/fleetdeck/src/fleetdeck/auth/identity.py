@@ -20,6 +20,7 @@ from starlette.requests import Request
 
 from fleetdeck.auth.jwt import AuthenticationError, JwtVerifier, UserAuthSettings
 from fleetdeck.auth.principal import Principal, User, current_principal
+from fleetdeck.auth.svid_keys import JwtSvidJwks
 from fleetdeck.auth.workload import (
     JwtSvidKeySource,
     WorkloadAuthError,
@@ -102,6 +103,11 @@ class HttpIdentity:
         self._verifier = verifier
         self._settings = settings
         self._keys = jwt_svid_keys
+
+    async def maintain(self) -> None:
+        """Keep fetched JWT-SVID keys fresh for the server's lifetime (returns at once when static)."""
+        if isinstance(self._keys, JwtSvidJwks):
+            await self._keys.run()
 
     def __call__(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
         token = get_access_token()  # set by the SDK's bearer middleware after JwtVerifier accepted it

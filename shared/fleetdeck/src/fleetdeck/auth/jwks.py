@@ -243,6 +243,12 @@ class JwksCache:
         """Why the most recent fetch failed, or None if it succeeded (for ``fleetdeck doctor``)."""
         return self._last_error
 
+    def usable_keys(self) -> Mapping[str, SigningKey]:
+        """The cached keys while they may serve (fresh, or stale within ``max_stale_s``); else none."""
+        if self._fetched_at is None or self._clock() - self._fetched_at >= self.ttl_s + self.max_stale_s:
+            return {}
+        return self._keys
+
     def kids(self) -> frozenset[str]:
         """The ``kid``\\ s currently cached."""
         return frozenset(self._keys)
