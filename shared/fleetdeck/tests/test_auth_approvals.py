@@ -65,11 +65,11 @@ class Fleet:
         *,
         principal: Principal | None = None,
         access: AccessPolicy = OPEN_ACCESS,
-        store: Path | None = None,
+        store: str | None = None,
         key: str = KEY,
         **settings: Any,
     ) -> None:
-        url = f"sqlite:///{store or data_dir / 'shared.db'}"
+        url = store or f"sqlite:///{data_dir / 'shared.db'}"
         settings.setdefault("telemetry", {"flush_interval_s": 0.01, "url": url})
         self.settings = FleetdeckSettings.load(
             data_dir=data_dir, approvals={"sealing_keys": [key], **settings.pop("approvals", {})}, **settings
@@ -322,7 +322,18 @@ def test_the_binding_refuses_other_arguments_callers_and_digests(tmp_path: Path)
 
 
 async def test_an_approval_asked_on_one_replica_completes_on_another(tmp_path: Path) -> None:
-    shared = tmp_path / "shared.db"
+    await approve_across_replicas(tmp_path, f"sqlite:///{tmp_path / 'shared.db'}")
+
+
+@pytest.mark.postgres
+async def test_replicas_sharing_a_postgresql_store_complete_an_approval_exactly_once(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    await approve_across_replicas(tmp_path, postgres_database)
+
+
+async def approve_across_replicas(tmp_path: Path, shared: str) -> None:
+    """Asked on one replica, refused by a replica with other keys, completed on a second, replayed."""
     first = Fleet(tmp_path / "a", store=shared)
     second = Fleet(tmp_path / "b", store=shared)
     stranger = Fleet(tmp_path / "c", store=shared, key=OTHER_KEY)

@@ -53,7 +53,18 @@ def make_server(tmp_path: Path, principal: Principal, **telemetry: Any) -> Fleet
 async def test_decisions_and_mutating_outcomes_carry_the_user_and_the_workload(
     tmp_path: Path, mode: Any
 ) -> None:
-    server = make_server(tmp_path, Principal(user=ALICE, workload=CHAT))
+    await audit_a_session(make_server(tmp_path, Principal(user=ALICE, workload=CHAT)), mode)
+
+
+@pytest.mark.postgres
+async def test_the_audit_trail_is_written_to_postgresql(tmp_path: Path, postgres_database: str) -> None:
+    await audit_a_session(
+        make_server(tmp_path, Principal(user=ALICE, workload=CHAT), url=postgres_database), "auto"
+    )
+
+
+async def audit_a_session(server: FleetServer, mode: Any) -> None:
+    """Four calls: every decision and mutating outcome is audited with the user and the workload."""
     async with server.running(), Client(server.mcp, mode=mode) as client:
         await client.call_tool("list_jobs", {})
         await client.call_tool("restart_job", {"job": "nightly"})

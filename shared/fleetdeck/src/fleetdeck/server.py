@@ -181,6 +181,8 @@ class FleetServer:
         if identity is None:
             identity, verifier = default_identity(settings, self.canonical_url())
         self._identity = identity
+        self.token_verifier = verifier
+        """The bearer-token verifier the SDK runs on every HTTP request (None without an issuer)."""
         # approvals + audit hook: raw identities and decisions go to the audit trail (auth/audit.py);
         # destructive tools are guarded by a human approval (auth/approvals.py).
         self.audit = AuditLog(settings.telemetry_url(), server=info.name)
