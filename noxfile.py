@@ -13,7 +13,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "unit", "contract", "integration", "e2e"]
+nox.options.sessions = ["lint", "typecheck", "unit", "contract", "integration", "e2e", "browser"]
 
 PACKAGES = {
     "fleetdeck": "shared/fleetdeck",
@@ -23,9 +23,9 @@ PACKAGES = {
     "fleetdeck-airflow": "servers/airflow",
     "fleetdeck-registry": "registry",
 }
-BACKENDS = ["postgres"]
+BACKENDS = ["postgres", "keycloak"]
 """Real backends with integration tests; each is a pytest marker of the same name."""
-NOT_INTEGRATION = " and ".join(f"not {backend}" for backend in [*BACKENDS, "e2e"])
+NOT_INTEGRATION = " and ".join(f"not {backend}" for backend in [*BACKENDS, "e2e", "browser"])
 
 
 def has_tests(folder: str) -> bool:
@@ -107,6 +107,13 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session
+def browser(session: nox.Session) -> None:
+    """The registry's web UI in a real headless Chromium driven by Playwright."""
+    sync(session, "--all-packages")
+    pytest(session, *test_folders(), "-m", "browser")
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """The benchmarks; results go to bench/results/*.json (see BENCHMARKS.md)."""
     sync(session, "--all-packages")
@@ -115,3 +122,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/bench_writer.py", "--json-out", "bench/results/writer.json")
     session.run("python", "bench/bench_report.py", "--json-out", "bench/results/report.json")
     session.run("python", "bench/bench_jwt.py", "--json-out", "bench/results/jwt.json")
+    session.run("python", "bench/bench_registry.py", "--json-out", "bench/results/registry.json")

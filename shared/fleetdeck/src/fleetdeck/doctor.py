@@ -41,10 +41,12 @@ async def run_doctor(config: Path | None) -> int:
         table.add_column(column)
     failures = 0
 
-    def row(check: str, ok: bool, detail: str) -> None:
+    def row(check: str, ok: bool | None, detail: str) -> None:
+        """One check: ok, failed, or None = not available here (like ``fleetdeck up``, not a failure)."""
         nonlocal failures
-        failures += 0 if ok else 1
-        table.add_row(check, "[green]ok[/]" if ok else "[red]fail[/]", detail)
+        failures += 0 if ok is not False else 1
+        result = {True: "[green]ok[/]", False: "[red]fail[/]", None: "[yellow]unavailable[/]"}[ok]
+        table.add_row(check, result, detail)
 
     try:
         settings = FleetdeckSettings.load(config)
@@ -62,7 +64,7 @@ async def run_doctor(config: Path | None) -> int:
         try:
             reason = await plugin.available(config)
             if reason is not None:
-                row(f"server {name}", False, reason)
+                row(f"server {name}", None, reason)
                 continue
             await plugin.build(config, settings=settings).check_ready()
             row(f"server {name}", True, "backend ready")

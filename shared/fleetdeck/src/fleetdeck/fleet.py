@@ -3,7 +3,9 @@
 Everything runs as child processes of this one: first the local development issuer
 (``fleetdeck dev issuer``, see :mod:`fleetdeck.auth.dev_issuer`), then each server with
 ``FLEETDECK_AUTH__ISSUER`` / ``FLEETDECK_AUTH__JWKS_URL`` pointing at it, so every server requires a
-bearer token exactly as a deployment does. Once all are healthy it prints a loud banner, the URLs,
+bearer token exactly as a deployment does, and last the registry (when installed): after the
+servers, so its first probe finds them up, with a probe token of its own and the URLs the servers
+really listen on. Once all are healthy it prints a loud banner, the URLs (the registry's web UI too),
 a development token for one user (its audience lists every started server) and the MCP client
 configuration carrying that token. Ctrl-C (or SIGTERM) stops every child, servers and issuer alike.
 Refused in a production configuration.
@@ -44,6 +46,8 @@ STOP_TIMEOUT_S = 15.0
 DEV_ISSUER_PORT: Final = 8100
 """Default port of the development issuer (``fleetdeck.auth.dev_issuer.DEFAULT_PORT``)."""
 console = Console()
+REGISTRY: Final = "registry"
+"""The registry plugin: started after the servers, so it can probe them."""
 
 
 @dataclass(frozen=True)
@@ -163,10 +167,13 @@ def run_fleet(config: Path | None, host: str, only: list[str], identity: DevIden
     children: list[Member] = []
     try:
         chosen = _available(installed, only, config)
-        if not chosen:
+        registry = next((plugin for plugin in chosen if plugin.name == REGISTRY), None)
+        chosen = [plugin for plugin in chosen if plugin.name != REGISTRY]
+        if not chosen and registry is None:
             console.print("[red]fleet did not start:[/] no server is available")
             return 1
-        ports = [("127.0.0.1", issuer.port), *((host, plugin.default_port) for plugin in chosen)]
+        started = [*chosen, *([registry] if registry is not None else [])]
+        ports = [("127.0.0.1", issuer.port), *((host, plugin.default_port) for plugin in started)]
         busy = [f"{where}:{port}" for where, port in ports if _port_in_use(where, port)]
         if busy:
             console.print(f"[red]fleet did not start:[/] already in use (another fleet?): {', '.join(busy)}")
@@ -194,6 +201,13 @@ def run_fleet(config: Path | None, host: str, only: list[str], identity: DevIden
         if failed:
             console.print(f"[red]fleet did not start:[/] {', '.join(failed)}")
             return 1
+        if registry is not None:  # after the servers, so its first probe finds them up
+            member = _start_registry(registry, members, env, host, config, settings, issuer)
+            children.append(member)
+            if not _wait_healthy(member, time.monotonic() + STARTUP_TIMEOUT_S):  # its own start window
+                console.print("[red]fleet did not start:[/] registry")
+                return 1
+            members.append(member)
         _announce(members, settings, issuer, identity)
         while all(m.process.poll() is None for m in children):
             time.sleep(0.5)
@@ -208,6 +222,31 @@ def run_fleet(config: Path | None, host: str, only: list[str], identity: DevIden
             signal.signal(signum, signal.SIG_IGN)  # cut the clean stop short
         _stop(children)
         console.print("fleet stopped")
+
+
+def _start_registry(
+    plugin: plugins.ServerPlugin,
+    servers: list[Member],
+    env: dict[str, str],
+    host: str,
+    config: Path | None,
+    settings: FleetdeckSettings,
+    issuer: DevIssuer,
+) -> Member:
+    """Start the registry with a probe token of its own and the URLs the servers really listen on."""
+    port = str(plugin.default_port)
+    url = f"http://{host}:{port}/mcp"
+    endpoints = {**{m.name: m.url for m in servers}, plugin.name: url}  # it lists (and probes) itself too
+    groups, roles = list(settings.dev.groups), list(settings.dev.roles)
+    probe_token = issuer.mint("fleetdeck-registry", groups, roles, list(endpoints.values()))
+    registry_env = {
+        **env,
+        "FLEETDECK_REGISTRY__PROBE_TOKEN": probe_token,
+        "FLEETDECK_REGISTRY__ENDPOINTS": json.dumps(endpoints),
+    }
+    command = _fleetdeck("serve", plugin.name, "--host", host, "--port", port, config=config)
+    process = subprocess.Popen(command, env=registry_env)  # noqa: S603 - our own interpreter and arguments
+    return Member(plugin.name, url, process)
 
 
 def _available(
@@ -250,6 +289,11 @@ def _announce(
         table.add_row(m.name, m.url, f"{base}/healthz", f"{base}/metrics")
     # a terminal gets a table that fits; a log or pipe one where every URL stays whole
     (console if console.is_terminal else Console(width=max(console.width, 160))).print(table)
+    for m in members:
+        if m.name == REGISTRY:
+            base = m.url.removesuffix("/mcp")
+            console.print(f"registry UI: {base}/   API: {base}/v0.1/servers   OpenAPI: {base}/openapi.json",
+                          soft_wrap=True)  # fmt: skip
     console.print(f"development issuer: {issuer.issuer}   JWKS: {issuer.jwks_url}", soft_wrap=True)
     console.print(f"telemetry: {settings.telemetry_url()}   report: fleetdeck report", soft_wrap=True)
     console.print(

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any, Final, NoReturn
 
@@ -101,6 +101,14 @@ class AuditRecord:
     trace_id: str | None
 
 
+_FIELDS = tuple(field.name for field in fields(AuditRecord))
+
+
+def _row(record: AuditRecord) -> dict[str, Any]:
+    """The table row of ``record`` (``dataclasses.asdict`` deep-copies every value: too slow per call)."""
+    return {name: getattr(record, name) for name in _FIELDS}
+
+
 def argument_digest(arguments_json: str) -> str:
     """``sha256`` (hex) of a call's canonical arguments JSON (:func:`telemetry.middleware.arguments_json`)."""
     return hashlib.sha256(arguments_json.encode()).hexdigest()
@@ -175,7 +183,7 @@ class AuditLog:
         SQLite answers "database is locked" at once in some lock races between connections (the busy
         timeout does not apply); those are retried a few times with a short backoff.
         """
-        rows = [asdict(r) for r in (record, *more)]
+        rows = [_row(r) for r in (record, *more)]
         for attempt in range(_LOCKED_RETRIES + 1):
             try:
                 engine = self._ready_engine()
