@@ -1,1 +1,1 @@
-"""The Fleetdeck Spark MCP server (its tools arrive with the Spark issue)."""
+"""The Fleetdeck Spark MCP server: diagnose failed and slow Spark applications, record RCAs."""
