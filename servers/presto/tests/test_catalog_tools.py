@@ -1,4 +1,4 @@
-"""The first two Presto tools over the embedded DuckDB demo warehouse, on both protocol eras."""
+"""The browsing tools over the embedded DuckDB demo warehouse, on both protocol eras."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fleetdeck.errors import Outcome
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.store import EventStore
-from fleetdeck_presto.backend import DuckDBBackend
+from fleetdeck_presto.duckdb_backend import DuckDBBackend
 from fleetdeck_presto.server import build_server
 from fleetdeck_presto.settings import PrestoSettings
 
@@ -20,14 +20,9 @@ MODES = ["auto", "legacy"]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> FleetdeckSettings:
-    return FleetdeckSettings.load(data_dir=tmp_path, telemetry={"flush_interval_s": 0.01})
-
-
-@pytest.fixture
 async def server(settings: FleetdeckSettings, tmp_path: Path) -> AsyncIterator[FleetServer]:
     backend = DuckDBBackend(tmp_path / "warehouse.duckdb")
-    built = build_server(settings, PrestoSettings.load().access, backend)
+    built = build_server(settings, PrestoSettings.load(), backend)
     async with built.running():
         yield built
     backend.close()
