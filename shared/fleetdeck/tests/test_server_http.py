@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from fleetdeck.errors import BackendUnavailableError
+from fleetdeck.errors import BackendUnavailableError, InvalidInputError
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck_testkit.http import free_port, serving
@@ -117,3 +118,23 @@ async def test_oversized_arguments_get_a_tool_error_and_the_server_keeps_serving
     assert refused.is_error
     assert "the limit is 1024" in refused.content[0].text  # type: ignore[union-attr]
     assert fine.structured_content == {"result": "ok"}
+
+
+async def test_tool_error_text_never_reaches_the_sdks_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = FleetdeckSettings.load(data_dir=tmp_path)
+    server = FleetServer(DEMO_INFO, settings, access=OPEN_ACCESS)
+
+    @server.tool(minutes_saved=1, read_only=True, destructive=False, idempotent=True)
+    def lookup(customer: str) -> str:
+        """Look a customer up."""
+        raise InvalidInputError(f"no customer named {customer!r}")
+
+    caplog.set_level(logging.INFO)
+    async with server.running(), Client(server.mcp) as client:
+        result = await client.call_tool("lookup", {"customer": "Jane Secret-Doe"})
+    assert result.is_error
+    assert "Jane Secret-Doe" in result.content[0].text  # type: ignore[union-attr]
+    assert "Jane Secret-Doe" not in caplog.text
+    assert "lookup" in caplog.text

@@ -63,6 +63,18 @@ from fleetdeck.tool import ServerInfo, ToolSpec, make_spec
 
 logger = logging.getLogger(__name__)
 
+
+class _ToolErrorTextFilter(logging.Filter):
+    """Drops the text of tool errors from the SDK's INFO log: it can quote user data (SQL literals)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Tool %r failed: %r" and isinstance(record.args, tuple) and len(record.args) == 2:
+            record.args = (record.args[0], "<error text withheld: see the audit trail and telemetry>")
+        return True
+
+
+logging.getLogger("mcp.server.mcpserver.server").addFilter(_ToolErrorTextFilter())
+
 F = TypeVar("F", bound=Callable[..., Any])
 Readiness = Callable[[], Awaitable[None]]
 READINESS_TIMEOUT_S = 5.0
