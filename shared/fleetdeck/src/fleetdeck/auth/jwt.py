@@ -33,6 +33,7 @@ import base64
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -59,6 +60,10 @@ MINIMUM_REQUIRED_CLAIMS: Final = frozenset({"iss", "sub", "aud", "exp"})
 MAX_NUMERIC_DATE: Final = 10**11  # year ~5138: anything larger is an attack or a bug (e.g. milliseconds)
 HEADER_KEY_MATERIAL: Final = ("jku", "x5u", "jwk", "x5c")
 ACCEPTED_TYPES: Final = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
+VERIFIED_TTL_S: Final = 60.0
+"""How long a verified token is answered from the cache (bounds how long a removed key keeps working)."""
+VERIFIED_MAX_ENTRIES: Final = 1024
+VERIFIED_MAX_TOKEN_BYTES: Final = 4096
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
@@ -260,6 +265,7 @@ class JwtVerifier(TokenVerifier):
             max_stale_s=settings.jwks_max_stale_s,
         )
         self._algorithms = frozenset(settings.algorithms)
+        self._verified: OrderedDict[str, tuple[float, VerifiedUser]] = OrderedDict()
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """The SDK hook: the verified token, or None (logged at INFO with the reason, not the token)."""
@@ -271,7 +277,30 @@ class JwtVerifier(TokenVerifier):
         return user.access_token(token)
 
     async def verify(self, token: str) -> VerifiedUser:
-        """Verify ``token`` and return its user; raises :class:`AuthenticationError` with the reason."""
+        """Verify ``token`` and return its user; raises :class:`AuthenticationError` with the reason.
+
+        A client presents the same token on every call: a token verified in the last
+        ``VERIFIED_TTL_S`` seconds is answered from a small cache (exact token bytes; its expiry is
+        still checked on every use), so each token costs one signature check per TTL, not per call.
+        """
+        now = time.monotonic()
+        known = self._verified.get(token)
+        if known is not None and now < known[0]:
+            if known[1].expires_at > time.time() - self.settings.leeway_s:
+                return known[1]
+            del self._verified[token]
+        user = await self._verify_fully(token)
+        if len(token) <= VERIFIED_MAX_TOKEN_BYTES:
+            self._verified[token] = (now + VERIFIED_TTL_S, user)
+            if len(self._verified) > VERIFIED_MAX_ENTRIES:
+                self._verified.popitem(last=False)
+        return user
+
+    def forget_verified(self) -> None:
+        """Drop every cached verification (e.g. after revoking a key): each token is checked afresh."""
+        self._verified.clear()
+
+    async def _verify_fully(self, token: str) -> VerifiedUser:
         header, payload = self.preparse(token)
         alg: str = header["alg"]
         key = await self._key(header["kid"], alg)
