@@ -14,6 +14,10 @@ Configurations (``--configs``):
   stateful servers.
 - ``legacy-stateless``: client ``mode="legacy"`` against a second pair with ``stateless_http=True``.
 
+A third server, ``kit-auth``, is the kit with the user layer on: it trusts a JWKS served from this
+process, and its client sends a bearer JWT on every request (target #3: at least 85 % of bare's
+calls/s with auth, policy and telemetry on).
+
 The kit records real telemetry (default settings, SQLite in a temp data dir). After the run the
 servers are stopped with SIGTERM (the kit flushes its writer on shutdown) and every kit server's
 ``telemetry.db`` must hold exactly the number of calls it was sent, all ``ok``.
@@ -47,13 +51,16 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from fleetdeck_testkit.identity import JwksServer, TestIssuer
+
 HERE = Path(__file__).resolve().parent
 SERVER_SCRIPT = HERE / "servers_for_bench.py"
 HOST = "127.0.0.1"
 READY_DEADLINE_S = 60.0
 STOP_DEADLINE_S = 20.0
-TARGET_CALLS_RATIO = 0.90  # kit calls/s >= 90 % of bare
-TARGET_P50_DELTA_MS = 0.3  # kit p50 <= bare p50 + 0.3 ms
+TARGET_CALLS_RATIO = 0.90  # kit calls/s >= 90 % of bare (#2)
+TARGET_P50_DELTA_MS = 0.3  # kit p50 <= bare p50 + 0.3 ms (#2)
+TARGET_AUTH_CALLS_RATIO = 0.85  # kit with JWT auth, policy and telemetry: calls/s >= 85 % of bare (#3)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 CONFIGS: dict[str, tuple[str, bool]] = {  # name -> (client mode, server stateless_http)
@@ -75,6 +82,7 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     calls_sent: int = 0
     exit_code: int | None = None
+    token: str | None = None
 
     @property
     def url(self) -> str:
@@ -123,8 +131,13 @@ class Samples:
 # -- server processes -------------------------------------------------------------------------
 
 
-def start_server(variant: str, stateless: bool, workdir: Path, log_level: str) -> ServerProcess:
-    """Bind a free loopback port here and hand the socket to a fresh server process."""
+def start_server(
+    variant: str, stateless: bool, workdir: Path, log_level: str, issuer: TestIssuer
+) -> ServerProcess:
+    """Bind a free loopback port here and hand the socket to a fresh server process.
+
+    ``kit-auth`` trusts ``issuer`` (its JWKS served from this process) and gets a token for its URL.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))
@@ -134,6 +147,8 @@ def start_server(variant: str, stateless: bool, workdir: Path, log_level: str) -
     data_dir.mkdir()
     log_path = workdir / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETDECK_")}  # default settings only
+    if variant == "kit-auth":
+        env |= {"FLEETDECK_AUTH__ISSUER": issuer.issuer, "FLEETDECK_AUTH__JWKS_URL": issuer.jwks_url}
     command = [sys.executable, str(SERVER_SCRIPT), variant, str(sock.fileno()), str(data_dir)]
     command += ["--log-level", log_level] + (["--stateless"] if stateless else [])
     with log_path.open("wb") as log:
@@ -141,7 +156,10 @@ def start_server(variant: str, stateless: bool, workdir: Path, log_level: str) -
             command, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()], env=env, cwd=HERE.parent
         )
     sock.close()
-    return ServerProcess(variant, stateless, port, data_dir, log_path, proc)
+    server = ServerProcess(variant, stateless, port, data_dir, log_path, proc)
+    if variant == "kit-auth":
+        server.token = issuer.mint("bench-user", ["bench"], audience=server.url, lifetime_s=3600)
+    return server
 
 
 def cpu_seconds(pid: int) -> float:
@@ -163,8 +181,9 @@ def stop_server(server: ServerProcess) -> None:
     server.exit_code = server.proc.returncode
 
 
-def http_client() -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=300.0))
+def http_client(server: ServerProcess) -> httpx2.AsyncClient:
+    headers = {"Authorization": f"Bearer {server.token}"} if server.token else None
+    return httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=300.0), headers=headers)
 
 
 async def wait_ready(server: ServerProcess, mode: str) -> None:
@@ -183,7 +202,7 @@ async def wait_ready(server: ServerProcess, mode: str) -> None:
                 last_error = f"/healthz answered {response.status_code}"
             else:
                 async with (
-                    http_client() as hc,
+                    http_client(server) as hc,
                     Client(streamable_http_client(server.url, http_client=hc), mode=mode) as c,
                 ):
                     if "echo" in {tool.name for tool in (await c.list_tools()).tools}:
@@ -208,7 +227,7 @@ async def sessions(servers: list[ServerProcess], mode: str) -> AsyncIterator[lis
     async with contextlib.AsyncExitStack() as stack:
         clients = []
         for server in servers:
-            hc = await stack.enter_async_context(http_client())
+            hc = await stack.enter_async_context(http_client(server))
             transport = streamable_http_client(server.url, http_client=hc)
             clients.append(await stack.enter_async_context(Client(transport, mode=mode)))
         yield clients
@@ -278,7 +297,9 @@ async def run_config(name: str, servers: list[ServerProcess], args: argparse.Nam
             "p50_delta_ms": delta,
             "p90_delta_ms": summary["p90_ms"] - bare["p90_ms"],
             "p99_delta_ms": summary["p99_ms"] - bare["p99_ms"],
-            "target_met": ratio >= TARGET_CALLS_RATIO and delta <= TARGET_P50_DELTA_MS,
+            "target_met": ratio >= TARGET_AUTH_CALLS_RATIO
+            if variant == "kit-auth"
+            else ratio >= TARGET_CALLS_RATIO and delta <= TARGET_P50_DELTA_MS,
         }
     return {
         "config": name,
@@ -311,7 +332,8 @@ def print_table(report: list[dict[str, Any]]) -> None:
             )
     print(
         f"target: kit calls/s >= {TARGET_CALLS_RATIO:.0%} of bare, "
-        f"kit p50 <= bare p50 + {TARGET_P50_DELTA_MS} ms"
+        f"kit p50 <= bare p50 + {TARGET_P50_DELTA_MS} ms; "
+        f"kit-auth calls/s >= {TARGET_AUTH_CALLS_RATIO:.0%} of bare"
         "\n(ratio: pooled; med/rnd: median of per-round ratios; CPU: server process, all threads)"
     )
 
@@ -342,13 +364,18 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     unknown = set(configs) - set(CONFIGS)
     if unknown:
         raise SystemExit(f"unknown configs {sorted(unknown)}; choose from {sorted(CONFIGS)}")
-    variants = ["bare", "kit"] + (["kit-otel"] if args.otel else [])
+    variants = ["bare", "kit", "kit-auth"] + (["kit-otel"] if args.otel else [])
     pools: dict[bool, list[ServerProcess]] = {}
     started: list[ServerProcess] = []
     report: list[dict[str, Any]] = []
+    jwks = JwksServer()
+    jwks.__enter__()
+    issuer = TestIssuer(jwks)
     try:
         for stateless in sorted({CONFIGS[c][1] for c in configs}):
-            pools[stateless] = [start_server(v, stateless, workdir, args.server_log_level) for v in variants]
+            pools[stateless] = [
+                start_server(v, stateless, workdir, args.server_log_level, issuer) for v in variants
+            ]
             started += pools[stateless]
         t0 = time.monotonic()
         for server in started:
@@ -359,6 +386,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     finally:
         for server in started:
             stop_server(server)
+        jwks.__exit__(None, None, None)
     telemetry = [count_telemetry(s) for s in started if s.is_kit]
     return {
         "meta": {

@@ -1,6 +1,7 @@
 """The two servers ``bench_kit.py`` compares, each run in its own process.
 
-Usage: ``python bench/servers_for_bench.py bare|kit|kit-otel FD DATA_DIR [--stateless] [--log-level L]``
+Usage: ``python bench/servers_for_bench.py VARIANT FD DATA_DIR [--stateless] [--log-level L]``,
+``VARIANT`` one of ``bare``, ``kit``, ``kit-auth``, ``kit-otel``.
 
 ``FD`` is a listening-ready TCP socket bound on loopback by the parent (inherited, so there is no
 race for a free port). Every variant serves the same trivial async tool ``echo(text) -> str`` at
@@ -10,6 +11,8 @@ race for a free port). Every variant serves the same trivial async tool ``echo(t
 - ``kit``: the tool through :class:`fleetdeck.server.FleetServer` with default settings in
   ``DATA_DIR``: telemetry middleware, argument limit, tool wrapper and the background writer
   recording every call into ``DATA_DIR/telemetry.db`` (SQLite).
+- ``kit-auth``: ``kit`` with the user layer on: ``FLEETDECK_AUTH__ISSUER`` / ``JWKS_URL`` in its
+  environment (set by ``bench_kit.py``), so every request's bearer JWT is verified.
 - ``kit-otel``: ``kit`` plus the OpenTelemetry SDK providers that ``fleetdeck serve`` installs
   (``configure_observability``; no exporter, as with no ``otlp_endpoint``).
 
@@ -89,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("variant", choices=["bare", "kit", "kit-otel"])
+    parser.add_argument("variant", choices=["bare", "kit", "kit-auth", "kit-otel"])
     parser.add_argument("fd", type=int, help="inherited socket bound on loopback")
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--stateless", action="store_true", help="stateless_http=True (legacy era only)")
