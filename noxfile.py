@@ -23,7 +23,7 @@ PACKAGES = {
     "fleetdeck-airflow": "servers/airflow",
     "fleetdeck-registry": "registry",
 }
-BACKENDS = ["postgres", "keycloak", "trino", "spark"]
+BACKENDS = ["postgres", "keycloak", "trino", "spark", "airflow"]
 """Real backends with integration tests; each is a pytest marker of the same name."""
 NOT_INTEGRATION = " and ".join(f"not {backend}" for backend in [*BACKENDS, "e2e", "browser"])
 
@@ -125,3 +125,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/bench_registry.py", "--json-out", "bench/results/registry.json")
     session.run("python", "bench/bench_spark.py", "--json-out", "bench/results/spark.json")
     session.run("python", "bench/bench_presto.py", "--json-out", "bench/results/presto.json")
+    session.run("python", "bench/bench_airflow.py", "--json-out", "bench/results/airflow.json")
