@@ -8,21 +8,15 @@ from pathlib import Path
 import pytest
 
 from fleetdeck.settings import FleetdeckSettings
-from fleetdeck_testkit.backends import BackendStartError, backend_unavailable
+from fleetdeck_testkit.backends import launched
 from fleetdeck_testkit.trino import TrinoServer, launch_trino
 
 
 @pytest.fixture(scope="session")
 def trino_server() -> Iterator[TrinoServer]:
     """A real Trino for the session (tpch + memory catalogs, file-based access control)."""
-    try:
-        server = launch_trino()
-    except BackendStartError as exc:
-        backend_unavailable(str(exc))
-    try:
+    with launched(launch_trino) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleetdeck_testkit.backends import BackendStartError, backend_unavailable, free_port
+from fleetdeck_testkit.backends import free_port, launched
 from fleetdeck_testkit.keycloak import KeycloakServer, RealmUser, build_realm, launch_keycloak
 
 KEYCLOAK_REALM = "fleetdeck"
@@ -39,11 +39,5 @@ def keycloak(keycloak_fleet_port: int) -> Iterator[KeycloakServer]:
         foreign_client_id=KEYCLOAK_FOREIGN_CLIENT,
         foreign_audience="http://127.0.0.1:1/mcp",
     )
-    try:
-        server = launch_keycloak(realm)
-    except BackendStartError as exc:
-        backend_unavailable(str(exc))
-    try:
+    with launched(lambda: launch_keycloak(realm)) as server:
         yield server
-    finally:
-        server.close()

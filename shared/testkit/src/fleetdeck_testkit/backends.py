@@ -13,7 +13,9 @@ import pwd
 import shutil
 import socket
 import subprocess
-from typing import NoReturn
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn, Protocol, TypeVar
 
 import pytest
 from pydantic import AliasChoices, Field
@@ -50,6 +52,27 @@ def backend_unavailable(reason: str) -> NoReturn:
     if ci_required():
         pytest.fail(f"{reason} (CI=true: integration backends must start, not skip)", pytrace=False)
     pytest.skip(reason)
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+B = TypeVar("B", bound=Closable)
+
+
+@contextmanager
+def launched(launch: Callable[[], B]) -> Iterator[B]:
+    """A backend for a fixture: started by ``launch``, unavailable as :func:`backend_unavailable` says
+    (skip by hand, fail under ``CI=true``), and closed afterwards."""
+    try:
+        backend = launch()
+    except BackendStartError as exc:
+        backend_unavailable(str(exc))
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def docker_available() -> bool:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fleetdeck_testkit.backends import BackendStartError, backend_unavailable
+from fleetdeck_testkit.backends import launched
 from fleetdeck_testkit.postgres import PostgresServer, launch_postgres
 
 if TYPE_CHECKING:  # imported lazily: keys, uvicorn and PyJWT only for tests that mint tokens
@@ -21,14 +21,8 @@ if TYPE_CHECKING:  # imported lazily: keys, uvicorn and PyJWT only for tests tha
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the session; ``restartable`` when the testkit started it."""
-    try:
-        server = launch_postgres()
-    except BackendStartError as exc:
-        backend_unavailable(str(exc))
-    try:
+    with launched(launch_postgres) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="session")
