@@ -204,3 +204,38 @@ async def test_roi_and_health_answer(tmp_path: Path, root: Path) -> None:
     assert roi.json() == {"months": []}
     assert health["status"] == "ok"
     assert health["catalog"]["servers"] == 2
+
+
+@pytest.mark.parametrize(("ui_access", "status"), [(None, 401), ("token", 401), ("open", 200)])
+async def test_the_ui_needs_a_token_unless_opened_or_on_the_loopback_development_fleet(
+    tmp_path: Path,
+    root: Path,
+    test_issuer: TestIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    ui_access: str | None,
+    status: int,
+) -> None:
+    await fleet(tmp_path, root, 1)
+    monkeypatch.setenv("FLEETDECK_AUTH__ISSUER", test_issuer.issuer)
+    monkeypatch.setenv("FLEETDECK_AUTH__JWKS_URL", test_issuer.jwks_url)
+    settings = FleetdeckSettings.model_validate(
+        {
+            "data_dir": tmp_path / "d",
+            "http": {"host": "0.0.0.0", "port": 8099},
+            "telemetry": {"url": f"sqlite:///{tmp_path}/t.db"},
+        }
+    )
+    registry = build_registry(settings, registry_settings(root, ui_access=ui_access))
+    async with http_client(registry) as client:
+        page = await client.get("/")
+    assert page.status_code == status
+    assert ("orders0" in page.text) == (status == 200)
+
+
+async def test_the_local_development_fleets_ui_reads_without_a_token(tmp_path: Path, root: Path) -> None:
+    await fleet(tmp_path, root, 1)
+    registry = make_registry(tmp_path, root, principal=Principal())
+    async with http_client(registry) as client:
+        page = await client.get("/")
+    assert page.status_code == 200
+    assert "orders0" in page.text

@@ -45,8 +45,9 @@ class RegistrySettings(ServerSettings):
         description="Server folder name -> /mcp URL to probe, overriding the manifest's remote.",
     )
     history_per_server: int = Field(default=500, ge=1, description="Probe results kept per server.")
-    ui_access: Literal["open", "token"] = Field(
-        default="open",
-        description="open: the web UI reads without a token (behind SSO or on loopback); token: bearer only.",
+    ui_access: Literal["open", "token"] | None = Field(
+        default=None,
+        description="open: the web UI reads without a token (e.g. behind the company SSO proxy); token: "
+        "bearer only. Unset: open only in development on a loopback address, else token (fail closed).",
     )
     roi_cache_s: float = Field(default=30.0, ge=0, description="How long ROI figures are cached.")

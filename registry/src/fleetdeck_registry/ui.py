@@ -2,8 +2,9 @@
 
 ``/`` searchable catalog, ``/servers/{key}`` a server, ``/reviews`` the review queue, ``/drift``
 drift alerts with the diff, ``/roi`` the ROI dashboard with charts, and a feedback form per tool
-("this tool saved me N minutes"). With ``ui_access = "open"`` the pages read without a token (for
-the loopback fleet, or behind the company's SSO proxy); with ``"token"`` they need the bearer token.
+("this tool saved me N minutes"). With ``ui_access = "open"`` the pages read without a token (behind
+the company's SSO proxy); with ``"token"`` they need the bearer token; unset, they are open only in
+development on a loopback address (the local fleet) and need the token everywhere else.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fleetdeck.errors import FleetdeckError
+from fleetdeck.settings import is_loopback_host
 from fleetdeck.telemetry.events import pseudonymise
 from fleetdeck_registry.charts import Bar, bar_chart
 
@@ -53,11 +55,17 @@ class Ui:
         }
         return HTMLResponse(body, status_code=code, headers=headers)
 
+    @property
+    def open_access(self) -> bool:
+        """Whether pages read without a token (see ``RegistrySettings.ui_access``)."""
+        chosen = self.server.registry_settings.ui_access
+        if chosen is not None:
+            return chosen == "open"
+        settings = self.server.settings
+        return settings.environment == "development" and is_loopback_host(settings.http.host)
+
     def refused(self, request: Request) -> Response | None:
-        if (
-            self.server.registry_settings.ui_access == "token"
-            and self.server.principal_of(request).is_anonymous
-        ):
+        if not self.open_access and self.server.principal_of(request).is_anonymous:
             return HTMLResponse("<h1>Sign-in required</h1><p>Send your bearer token.</p>", status_code=401)
         return None
 
