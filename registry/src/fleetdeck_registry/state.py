@@ -8,9 +8,11 @@ for or sees half a load. A failed load keeps the last good snapshot and marks he
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +67,8 @@ class RegistryState:
     def reload(self) -> bool:
         """Load the folder (blocking; run it in a worker thread). True if a new catalog was swapped in."""
         generation = self.current.catalog.generation + 1
-        result = self._loader.load(generation, self.clock())
+        with _collector_paused():
+            result = self._loader.load(generation, self.clock())
         self._fingerprint = result.fingerprint
         if result.catalog is None:
             if result.problems != self.problems:
@@ -74,7 +77,9 @@ class RegistryState:
             self.problems = result.problems
             return False
         catalog = result.catalog
-        self.current = Snapshot(catalog, SearchIndex(catalog), tuple(entry.name for entry in catalog.entries))
+        with _collector_paused():
+            index = SearchIndex(catalog)
+        self.current = Snapshot(catalog, index, tuple(entry.name for entry in catalog.entries))
         self.problems = ()
         self.loaded_once = True
         self._visible.clear()
@@ -145,3 +150,20 @@ class RegistryState:
         if len(self._visible) > _VISIBLE_CACHE:
             self._visible.popitem(last=False)
         return visible
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a catalog is built.
+
+    A load allocates hundreds of thousands of long-lived objects; each allocation burst would start
+    a collection that walks all of them (a third of a 2,000-server load's time). Nothing built here
+    is garbage, and reference counting still frees what is dropped.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
