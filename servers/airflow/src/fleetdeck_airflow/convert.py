@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetdeck_airflow.logs import redact
+from fleetdeck.redaction import redact_text
 from fleetdeck_airflow.models import (
     ComponentHealth,
     DagRunSummary,
@@ -84,7 +84,7 @@ def import_error(e: dict[str, Any]) -> ImportProblem:
     return ImportProblem(
         filename=e.get("filename"),
         timestamp=e.get("timestamp"),
-        error=redact(trace[-STACK_TRACE_CHARS:]).strip(),
+        error=redact_text(trace[-STACK_TRACE_CHARS:]).strip(),
     )
 
 

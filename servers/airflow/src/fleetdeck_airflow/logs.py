@@ -12,55 +12,19 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from fleetdeck.redaction import redact_text
 from fleetdeck_airflow.models import ErrorReport, LogTail
 
 MAX_LINE_CHARS = 2000
 MAX_RAW_CHARS = 16_000
 MAX_RAW_LINE_BYTES = 65_536
 AFTER_ERROR = 5
-REDACTED = "***"
-
-_SECRET_WORDS = "|".join(  # names of secrets, not a secret
-    (
-        r"password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key",
-        r"client[_-]?secret|credentials?|auth|session[_-]?key",
-    )
-)
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
-    # key=value, key: value, "key": "value" for secret-looking keys
-    (
-        re.compile(
-            rf"""(?i)(["']?\b[\w.-]{{0,30}}?(?:{_SECRET_WORDS})[\w.-]{{0,30}}["']?\s*[=:]\s*)(["']?)([^\s"',;&]+)(["']?)"""
-        ),
-        rf"\1\2{REDACTED}\4",
-    ),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),  # JWTs
-    (
-        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]+):([^/\s@]+)@"),
-        rf"\1\2:{REDACTED}@",
-    ),  # URL userinfo
-    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), REDACTED),  # AWS access key ids
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), REDACTED),  # GitHub tokens
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"), REDACTED),  # Slack tokens
-    (
-        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
-        "-----PRIVATE KEY REDACTED-----",
-    ),
-)
 _PLAIN_ERROR = re.compile(
     r"^(?:[\w.]+\.)?(?P<type>[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Timeout))(?::\s*(?P<msg>.*))?$"
 )
 
 
 _FRAMING = ("::group::", "::endgroup::")
-
-
-def redact(text: str) -> str:
-    """``text`` with secret-looking values replaced by ``***``."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def _cut(text: str, limit: int = MAX_LINE_CHARS) -> str:
@@ -82,10 +46,10 @@ def _error_from_detail(detail: Any) -> ErrorReport | None:
         location = f"{frame.get('filename')}:{frame.get('lineno')} in {frame.get('name')}"
     raised_text = None
     if raised is not root:
-        raised_text = _cut(redact(f"{raised.get('exc_type')}: {raised.get('exc_value')}"), 500)
+        raised_text = _cut(redact_text(f"{raised.get('exc_type')}: {raised.get('exc_value')}"), 500)
     return ErrorReport(
         error_type=str(root.get("exc_type"))[:200],
-        message=_cut(redact(str(root.get("exc_value") or "")), 1000),
+        message=_cut(redact_text(str(root.get("exc_value") or "")), 1000),
         location=_cut(str(location), 500) if location else None,
         raised=raised_text,
     )
@@ -105,7 +69,7 @@ def _plain_error(text: str) -> ErrorReport | None:
     match = _PLAIN_ERROR.match(text.strip()[:MAX_LINE_CHARS])
     if match is None:
         return None
-    return ErrorReport(error_type=match["type"], message=_cut(redact(match["msg"] or ""), 1000))
+    return ErrorReport(error_type=match["type"], message=_cut(redact_text(match["msg"] or ""), 1000))
 
 
 def render(raw: str) -> tuple[str | None, ErrorReport | None]:
@@ -115,7 +79,7 @@ def render(raw: str) -> tuple[str | None, ErrorReport | None]:
     """
     record = _structured(raw.strip())
     if record is None:
-        text = redact(_cut(raw.strip()))
+        text = redact_text(_cut(raw.strip()))
         return text, _plain_error(text)
     stamp = record.get("timestamp") or ""
     level = str(record.get("level") or "").upper()
@@ -126,7 +90,7 @@ def render(raw: str) -> tuple[str | None, ErrorReport | None]:
     error = _error_from_detail(record.get("error_detail")) or _plain_error(event)
     if error is not None and record.get("error_detail"):
         text += f" | {error.error_type}: {error.message}"
-    return redact(text), error
+    return redact_text(text), error
 
 
 def _is_framing(raw: str) -> bool:

@@ -1,42 +1,28 @@
 """Redact secrets from configuration and free text before anything leaves a source.
 
-Keys that name a secret (password, token, secret, credential, access key, private key, ...) have
-their value replaced; credentials embedded in URLs (``scheme://user:pass@host``), ``key=value``
-pairs naming a secret, and bearer tokens inside free text are masked too.
+The shared rules (:mod:`fleetdeck.redaction`) with Spark's own marker: keys that name a secret have
+their value replaced; secrets inside free text are masked too.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
+from fleetdeck.redaction import is_secret_name
+from fleetdeck.redaction import redact_text as shared_redact_text
+
 REDACTED = "*********(redacted)"
-SECRET_KEY = re.compile(
-    r"(?i)(pass(word|wd)?|secret|token|credential|private[._-]?key|access[._-]?key|api[._-]?key|"
-    r"auth|session[._-]?key|signature|jaas|keystore|truststore[._-]?pass)"
-)
-URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s:/@]+):([^\s@/]+)@")
-INLINE_PAIR = re.compile(
-    r"(?i)\b([\w.\-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|credential)[\w.\-]*)"
-    r"([\"']?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&\"')]+)"
-)
-BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=\-]{8,}")
-AWS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
+"""Spark's own marker (the History Server's), so both sources show the same text."""
 
 
 def is_secret_key(key: str) -> bool:
     """Whether a configuration key names a secret."""
-    return SECRET_KEY.search(key) is not None
+    return is_secret_name(key)
 
 
 def redact_text(text: str) -> str:
-    """``text`` with URL credentials, secret ``key=value`` pairs and bearer tokens masked."""
-    if not text:
-        return text
-    text = URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
-    text = INLINE_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    return AWS_KEY_ID.sub(REDACTED, text)
+    """``text`` with URL credentials, secret ``key=value`` pairs, tokens and keys masked."""
+    return shared_redact_text(text, REDACTED)
 
 
 def redact_value(key: str, value: str) -> str:
