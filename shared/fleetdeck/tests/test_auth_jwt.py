@@ -594,38 +594,3 @@ async def test_sdk_answers_401_with_resource_metadata_and_serves_a_good_token(
         assert f'resource_metadata="{metadata}"' in challenge
     assert good.status_code == 200
     assert good.json()["result"]["serverInfo"]["name"] == "auth-probe"
-
-
-async def test_a_token_verified_once_is_not_checked_again_for_a_minute(
-    verifier: JwtVerifier, test_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    token = test_issuer.mint("alice", ["ads"])
-    first = await verifier.verify(token)
-
-    async def verify_fully(token: str) -> VerifiedUser:
-        raise AssertionError("the token was checked again")
-
-    monkeypatch.setattr(verifier, "_verify_fully", verify_fully)
-    assert await verifier.verify(token) is first
-
-
-async def test_a_cached_token_is_refused_once_it_expires(
-    verifier: JwtVerifier, test_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    token = test_issuer.mint("alice", ["ads"], lifetime_s=5)
-    await verifier.verify(token)
-    later = time.time() + 5 + verifier.settings.leeway_s + 1
-    monkeypatch.setattr(time, "time", lambda: later)
-    assert await refusal(verifier, token) == AuthFailure.EXPIRED
-
-
-async def test_forgetting_verifications_checks_every_token_afresh(
-    verifier: JwtVerifier, test_issuer: TestIssuer
-) -> None:
-    token = test_issuer.mint("alice", ["ads"])
-    await verifier.verify(token)
-    test_issuer.rotate("rsa", retire_old=True)  # the signing key is gone from the JWKS
-    assert (await verifier.verify(token)).subject == "alice"  # still cached
-    verifier.forget_verified()
-    await verifier.jwks.refresh()
-    assert await refusal(verifier, token) == AuthFailure.UNKNOWN_KID
