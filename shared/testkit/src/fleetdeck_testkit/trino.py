@@ -211,6 +211,29 @@ def _download(url: str, target: Path) -> None:
     os.replace(part.name, target)
 
 
+def _extract(tar: tarfile.TarFile, target: Path) -> None:
+    """Unpack ``tar`` into ``target``, refusing members that would land outside it.
+
+    Pythons with the tarfile ``data`` filter (3.11.4+) use it; older ones (Debian 12's 3.11.2) get
+    the same refusal of absolute paths, ``..``, links out of the folder and device files here.
+    """
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(target, filter="data")
+        return
+    root = target.resolve()
+    for member in tar.getmembers():
+        destination = (root / member.name).resolve()
+        link = root
+        if member.issym():
+            link = (destination.parent / member.linkname).resolve()
+        elif member.islnk():
+            link = (root / member.linkname).resolve()
+        unsafe = member.isdev() or not destination.is_relative_to(root) or not link.is_relative_to(root)
+        if unsafe or Path(member.name).is_absolute():
+            raise BackendStartError(f"the Trino archive holds an unsafe member: {member.name!r}")
+    tar.extractall(target)  # noqa: S202 - every member was checked above
+
+
 def install(dist: Distribution, cache_dir: Path) -> Path:
     """The unpacked server directory for ``dist`` (downloaded and unpacked once, then reused)."""
     home = cache_dir / str(dist.version) / "server"
@@ -229,11 +252,11 @@ def install(dist: Distribution, cache_dir: Path) -> Path:
     scratch = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".unpack-"))
     try:
         with tarfile.open(tarball) as tar:
-            tar.extractall(scratch, filter="data")
+            _extract(tar, scratch)
         root = scratch / f"{artifact}-{dist.version}"
         for name, path in plugins:
             with zipfile.ZipFile(path) as archive:
-                archive.extractall(scratch / "plugins")  # noqa: S202 - filter="data" refuses unsafe members
+                archive.extractall(scratch / "plugins")  # noqa: S202 - zipfile drops '..' and absolute paths
             shutil.move(scratch / "plugins" / f"trino-{name}-{dist.version}", root / "plugin" / name)
         (root / ".complete").touch()
         home.parent.mkdir(parents=True, exist_ok=True)
