@@ -15,12 +15,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from fleetdeck.auth.policy import AccessPolicy
-from fleetdeck.auth.principal import current_principal
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck_testkit.http import free_port, serving
 from fleetdeck_testkit.identity import JwksMode, TestIssuer
-from fleetdeck_testkit.servers import DEMO_INFO
+from fleetdeck_testkit.servers import DEMO_INFO, add_whoami
 
 PLANNER = "spiffe://example.org/ns/agents/sa/planner"
 AUDIENCE = "fleetdeck-demo"
@@ -49,11 +48,7 @@ def serve(
             DEMO_INFO, settings, access=AccessPolicy(business_groups=("*",), delegating_workloads=(PLANNER,))
         )
 
-        @server.tool(minutes_saved=1, read_only=True, destructive=False, idempotent=True)
-        def whoami() -> str:
-            """Say which workload called, and how it was proven."""
-            workload = current_principal.get().workload
-            return f"{workload.spiffe_id} by {workload.proven_by}" if workload else "no workload"
+        add_whoami(server)
 
         async with serving(server.http_app(), port) as base:
             yield f"{base}/mcp"
