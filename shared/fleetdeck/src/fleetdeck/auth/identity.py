@@ -111,7 +111,7 @@ class HttpIdentity:
 
     def __call__(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
         token = get_access_token()  # set by the SDK's bearer middleware after JwtVerifier accepted it
-        user = self._verifier.user_from_claims(token.claims or {}).to_user() if token else None
+        user = self._verifier.user_of(token) if token else None
         request = ctx.request
         if not isinstance(request, Request):
             return Principal(user=user)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -76,7 +77,19 @@ _STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates, parse_c
 
 
 def strict_json(data: bytes | str) -> Any:
-    """Parse JSON refusing duplicate object members, NaN/Infinity and deep nesting (ValueError)."""
+    """Parse JSON refusing duplicate object members, NaN/Infinity and deep nesting (ValueError).
+
+    Fast path: a document that ``orjson`` parses and re-serialises to exactly the same bytes is in
+    canonical form, which cannot hold a duplicate member (the re-serialised value has none). Every
+    other document — spaces, escapes, big numbers, duplicates, errors — takes the strict parser.
+    """
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    try:
+        value = orjson.loads(raw)
+        if orjson.dumps(value) == raw:
+            return value
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        pass
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     try:
         return _STRICT_DECODER.decode(text)
@@ -217,6 +230,13 @@ class JwksCache:
         self._inflight: asyncio.Task[None] | None = None
         self.fetch_attempts = 0
         """Fetch attempts made so far (observability and tests)."""
+
+    def fresh(self, kid: str) -> SigningKey | None:
+        """The key for ``kid`` if it is cached and fresh (no I/O); else None: ask :meth:`get`."""
+        key = self._keys.get(kid)
+        if key is None or self._fetched_at is None or self._clock() - self._fetched_at >= self.ttl_s:
+            return None
+        return key
 
     async def get(self, kid: str) -> SigningKey:
         """The key for ``kid``; raises :class:`UnknownKeyError` or :class:`JwksUnavailableError`."""

@@ -42,13 +42,16 @@ def _rsa(pss: bool, hash_type: type[hashes.HashAlgorithm]) -> Callable[[PublicKe
     return check
 
 
-def _ecdsa(hash_type: type[hashes.HashAlgorithm]) -> Callable[[PublicKey, bytes, bytes], None]:
+def _ecdsa(
+    hash_type: type[hashes.HashAlgorithm], curve_bits: int
+) -> Callable[[PublicKey, bytes, bytes], None]:
+    """ECDSA on the curve of ``curve_bits`` (P-256, P-384 or P-521), as RFC 7518 pairs them with hashes."""
     scheme = ec.ECDSA(hash_type())
+    size = (curve_bits + 7) // 8
 
     def check(key: PublicKey, message: bytes, signature: bytes) -> None:
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise InvalidSignature("not an EC key")
-        size = (key.curve.key_size + 7) // 8
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.key_size != curve_bits:
+            raise InvalidSignature("not an EC key of the algorithm's curve")
         if len(signature) != 2 * size:  # JWS carries R || S, each exactly the curve's size
             raise InvalidSignature("wrong ECDSA signature length")
         r = int.from_bytes(signature[:size], "big")
@@ -67,7 +70,9 @@ def _eddsa(key: PublicKey, message: bytes, signature: bytes) -> None:
 _CHECKS: Final[dict[str, Callable[[PublicKey, bytes, bytes], None]]] = {
     **{f"RS{bits}": _rsa(False, hash_type) for bits, hash_type in _HASHES.items()},
     **{f"PS{bits}": _rsa(True, hash_type) for bits, hash_type in _HASHES.items()},
-    **{f"ES{bits}": _ecdsa(hash_type) for bits, hash_type in _HASHES.items()},
+    "ES256": _ecdsa(hashes.SHA256, 256),
+    "ES384": _ecdsa(hashes.SHA384, 384),
+    "ES512": _ecdsa(hashes.SHA512, 521),
     "EdDSA": _eddsa,
 }
 
