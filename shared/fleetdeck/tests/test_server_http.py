@@ -138,3 +138,26 @@ async def test_tool_error_text_never_reaches_the_sdks_log(
     assert "Jane Secret-Doe" in result.content[0].text  # type: ignore[union-attr]
     assert "Jane Secret-Doe" not in caplog.text
     assert "lookup" in caplog.text
+
+
+async def test_a_stateless_server_logs_no_line_per_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    settings = FleetdeckSettings.load(data_dir=tmp_path, http={"port": port, "stateless": True})
+    server = FleetServer(DEMO_INFO, settings, access=OPEN_ACCESS)
+
+    @server.tool(minutes_saved=1, read_only=True, destructive=False, idempotent=True)
+    def echo(text: str) -> str:
+        """Echo the text back."""
+        return text
+
+    caplog.set_level(logging.INFO)
+    async with serving(server.http_app(), port) as url, Client(f"{url}/mcp", mode="legacy") as client:
+        for i in range(3):
+            assert (await client.call_tool("echo", {"text": f"hi {i}"})).structured_content == {
+                "result": f"hi {i}"
+            }
+    per_request = [r for r in caplog.records if r.name.startswith("mcp.server.streamable_http")]
+    assert not [r for r in per_request if r.getMessage() == "Terminating session: None"]
+    assert "StreamableHTTP session manager started" in caplog.text  # the SDK's other INFO lines stay

@@ -26,23 +26,22 @@ def test_a_valid_document_parses_exactly_as_the_standard_library_does(document: 
 
 
 REFUSED = {
-    "duplicate_member": b'{"sub":"alice","sub":"admin"}',
-    "nested_duplicate": b'{"realm_access":{"roles":["user"],"roles":["admin"]}}',
-    "duplicate_with_spaces": b'{"sub": "alice", "sub": "admin"}',
-    "nan": b'{"exp":NaN}',
-    "infinity": b'{"exp":Infinity}',
-    "deeply_nested": b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}",
-    "not_utf8": b'{"sub":"\xff"}',
-    "truncated": b'{"sub":',
+    "duplicate_member": (b'{"sub":"alice","sub":"admin"}', "duplicate JSON member 'sub'"),
+    "nested_duplicate": (b'{"realm_access":{"roles":["user"],"roles":["admin"]}}', "duplicate JSON member"),
+    "duplicate_with_spaces": (b'{"sub": "alice", "sub": "admin"}', "duplicate JSON member 'sub'"),
+    "nan": (b'{"exp":NaN}', "non-standard JSON constant NaN"),
+    "infinity": (b'{"exp":Infinity}', "non-standard JSON constant Infinity"),
+    "deeply_nested": (b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    "not_utf8": (b'{"sub":"\xff"}', "codec can't decode"),
+    "truncated": (b'{"sub":', "Expecting value"),
 }
 
 
 @pytest.mark.parametrize("name", REFUSED)
 def test_duplicates_non_standard_constants_and_broken_documents_are_refused(name: str) -> None:
-    with pytest.raises(ValueError) as caught:
-        strict_json(REFUSED[name])
-    if "duplicate" in name:
-        assert "duplicate JSON member" in str(caught.value)
+    document, why = REFUSED[name]
+    with pytest.raises(ValueError, match=why):
+        strict_json(document)
 
 
 def test_a_big_integer_keeps_its_exact_value() -> None:

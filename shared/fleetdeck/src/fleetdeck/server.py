@@ -73,7 +73,16 @@ class _ToolErrorTextFilter(logging.Filter):
         return True
 
 
+class _StatelessRequestEndFilter(logging.Filter):
+    """Drops the SDK's INFO line at the end of every stateless HTTP request ("Terminating session:
+    None"): it carries nothing (telemetry records every call) and costs a log write per request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Terminating session: None"
+
+
 logging.getLogger("mcp.server.mcpserver.server").addFilter(_ToolErrorTextFilter())
+logging.getLogger("mcp.server.streamable_http").addFilter(_StatelessRequestEndFilter())
 
 F = TypeVar("F", bound=Callable[..., Any])
 Readiness = Callable[[], Awaitable[None]]

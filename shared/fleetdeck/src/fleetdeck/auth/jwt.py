@@ -189,6 +189,7 @@ class VerifiedUser:
     expires_at: int
     audience: str
     _user: User | None = field(default=None, init=False, repr=False)
+    _access_token: AccessToken | None = field(default=None, init=False, repr=False)
 
     def to_user(self) -> User:
         """The principal's user (built once per verification, then shared)."""
@@ -204,16 +205,21 @@ class VerifiedUser:
         return self._user
 
     def access_token(self, token: str) -> AccessToken:
-        """The SDK's view of this verification (``resource`` = the audience that matched)."""
-        return AccessToken(
-            token=token,
-            client_id=self.client_id,
-            scopes=list(self.scopes),
-            expires_at=self.expires_at,
-            resource=self.audience,
-            subject=self.subject,
-            claims=dict(self.claims),
-        )
+        """The SDK's view of this verification of ``token`` (``resource`` = the audience that matched).
+
+        Built once, then shared by the requests that present the same token (read-only by contract).
+        """
+        if self._access_token is None or self._access_token.token != token:
+            self._access_token = AccessToken(
+                token=token,
+                client_id=self.client_id,
+                scopes=list(self.scopes),
+                expires_at=self.expires_at,
+                resource=self.audience,
+                subject=self.subject,
+                claims=dict(self.claims),
+            )
+        return self._access_token
 
 
 def _base64url(segment: str) -> bytes:

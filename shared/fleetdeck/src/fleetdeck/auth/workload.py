@@ -535,9 +535,18 @@ def peer_certificate_from_scope(scope: Mapping[str, Any]) -> bytes | None:
 # --- all proofs together -----------------------------------------------------------------------
 
 
-def _header_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str]:
-    wanted = name.encode("latin-1")
-    return [value.decode("latin-1") for key, value in headers if key.lower() == wanted]
+def _proof_headers(headers: Iterable[tuple[bytes, bytes]], svid_header: str) -> tuple[list[str], list[str]]:
+    """The XFCC and JWT-SVID header values, in order, from one pass over the raw headers."""
+    xfcc_name, svid_name = XFCC_HEADER.encode("latin-1"), svid_header.lower().encode("latin-1")
+    xfcc: list[str] = []
+    svids: list[str] = []
+    for key, value in headers:
+        name = key.lower()
+        if name == xfcc_name:
+            xfcc.append(value.decode("latin-1"))
+        elif name == svid_name:
+            svids.append(value.decode("latin-1"))
+    return xfcc, svids
 
 
 def resolve_workload(
@@ -554,15 +563,13 @@ def resolve_workload(
     Precedence: mtls > xfcc > jwt-svid; every present proof must be valid and name the same
     workload, otherwise :class:`WorkloadAuthError`.
     """
-    headers = list(headers)
+    xfcc, svids = _proof_headers(headers, settings.jwt_svid_header)
     found: list[WorkloadIdentity] = []
     if peer_cert_der is not None:
         found.append(WorkloadIdentity(workload_from_peer_certificate(peer_cert_der, settings), "mtls"))
-    xfcc = _header_values(headers, XFCC_HEADER)
     from_xfcc = workload_from_xfcc(",".join(xfcc), peer_ip, settings) if xfcc else None
     if from_xfcc is not None:
         found.append(WorkloadIdentity(from_xfcc, "xfcc"))
-    svids = _header_values(headers, settings.jwt_svid_header)
     if len(svids) > 1:
         raise WorkloadAuthError("jwt-svid", f"more than one {settings.jwt_svid_header} header")
     if svids:
