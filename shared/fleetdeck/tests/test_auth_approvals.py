@@ -483,3 +483,30 @@ async def test_the_development_key_is_created_on_first_use_and_shared_by_the_dat
     assert not done.is_error, text(done)
     assert calls == ["t"]
     assert (data / "request-state.key").exists()
+
+
+def test_approvals_expired_for_a_day_are_purged_and_stay_refused(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    store = ApprovalStore(f"sqlite:///{tmp_path / 'approvals.db'}", clock=lambda: now[0])
+    old = store.create(digest="a" * 64, principal="p", server="demo", tool="drop_table", ttl_s=60)
+    recent = store.create(digest="b" * 64, principal="p", server="demo", tool="drop_table", ttl_s=60)
+    now[0] += 2 * 86_400  # both expired; the next create (an hour after the last purge) purges them
+    fresh = store.create(digest="c" * 64, principal="p", server="demo", tool="drop_table", ttl_s=60)
+    assert store.get(old.id) is None
+    assert store.get(recent.id) is None
+    assert not store.consume(old.id, "a" * 64)  # a purged approval is refused, like an expired one
+    assert store.consume(fresh.id, "c" * 64)
+    store.close()
+
+
+def test_an_approval_expired_less_than_a_day_ago_is_kept_for_investigations(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    store = ApprovalStore(f"sqlite:///{tmp_path / 'approvals.db'}", clock=lambda: now[0])
+    first = store.create(digest="a" * 64, principal="p", server="demo", tool="drop_table", ttl_s=60)
+    now[0] += 3_700  # past the purge interval, but expired only an hour ago
+    store.create(digest="b" * 64, principal="p", server="demo", tool="drop_table", ttl_s=60)
+    kept = store.get(first.id)
+    assert kept is not None
+    assert kept.consumed_at is None
+    assert not store.consume(first.id, "a" * 64)  # still refused: it expired
+    store.close()

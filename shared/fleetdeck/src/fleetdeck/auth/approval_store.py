@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # the SDK is imported only when a server is built (keeps the 
 
 logger = logging.getLogger(__name__)
 
+KEEP_EXPIRED_S = 86_400.0
+"""How long a row outlives its expiry (for investigations; the audit trail keeps the history)."""
+PURGE_EVERY_S = 3_600.0
+
 approvals_metadata = sa.MetaData()
 
 approvals_table = sa.Table(
@@ -58,13 +62,18 @@ class PendingApproval:
 
 
 class ApprovalStore:
-    """The ``approvals`` table in a store every replica shares; consumption is one atomic UPDATE."""
+    """The ``approvals`` table in a store every replica shares; consumption is one atomic UPDATE.
+
+    Rows expired for more than ``KEEP_EXPIRED_S`` are deleted by :meth:`create` (at most once per
+    ``PURGE_EVERY_S`` per process), so the table stays small; a purged id is refused like an expired one.
+    """
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.clock = clock
         self._engine: Engine | None = None
         self._created = False
+        self._purged_at = float("-inf")
 
     def _ready(self) -> Engine:
         if self._engine is None:
@@ -86,11 +95,17 @@ class ApprovalStore:
             created=now,
             expires=float(round(now + ttl_s, 3)),
         )
+        purge = now - self._purged_at >= PURGE_EVERY_S
         try:
             with self._ready().begin() as conn:
                 conn.execute(approvals_table.insert(), [asdict(row)])
+                if purge:
+                    old = approvals_table.c.expires < now - KEEP_EXPIRED_S
+                    conn.execute(approvals_table.delete().where(old))
         except SQLAlchemyError as exc:
             raise TelemetryError(f"the approval store is unavailable ({type(exc).__name__})") from exc
+        if purge:
+            self._purged_at = now
         return row
 
     def get(self, approval_id: str) -> PendingApproval | None:
