@@ -9,12 +9,19 @@ It triggers one run of that DAG: 200 task instances, 10 failed roots that each l
 1. **Overhead.** Each read tool is called ``--calls`` times through the server (in-memory MCP
    client, policy, per-DAG authorization, telemetry, the apache-airflow-client) and the same data
    is fetched from the REST API directly (urllib3 + ``json.loads``, same token, same endpoints and
-   page sizes), interleaved call by call so machine noise lands on both. Reported: p50/p99 of
-   each side and the p50 difference. Target: server p50 <= direct p50 + 5 ms.
+   page sizes, one request after the other), interleaved call by call (the order of the series
+   rotating from call to call) so machine noise lands on all of them. The tools are called as an
+   agent would, with their default arguments: ``get_dag`` and ``get_dag_run`` read all 200 tasks /
+   task instances and return them compactly (tasks grouped, the graph as chains, task instances
+   in detail only where they need attention). Reported: p50/p99 of each side, the difference of
+   the p50s, and the median of the per-round differences ("paired": each round calls every series
+   back to back, so Airflow's slow spells, which last longer than a round, cancel out: for
+   ``get_dag_run`` (~150 ms a call) over 60 rounds, a 90 % bootstrap interval of about ±20 ms for
+   the difference of p50s against about ±4 ms for the paired median). Target: overhead p50 <= 5 ms.
    A third series calls the tool with the MCP *client's* output-schema validation switched off
    (the SDK client re-validates structured results with ``jsonschema``, in the agent's process,
    not the server's): it separates the server's own overhead from that client-side cost, which
-   grows with the number of list items (200 tasks / task instances).
+   grows with the number of objects in the result.
 2. **diagnose_dag_run at scale.** On that run: wall time, peak RSS above the idle process
    (sampled every 5 ms), bytes of log scanned and the size of the result an agent receives.
 
@@ -30,7 +37,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +122,7 @@ def direct_cases(direct: Direct) -> dict[str, tuple[dict[str, Any], Callable[[],
         return (
             direct.get(f"/dags/{DAG_ID}"),
             direct.get(f"/dags/{DAG_ID}/tasks"),
-            direct.get(f"{runs}?limit=5"),
+            direct.get(f"{runs}?limit=5&order_by=-run_after"),
         )
 
     def get_dag_run() -> object:
@@ -129,7 +136,7 @@ def direct_cases(direct: Direct) -> dict[str, tuple[dict[str, Any], Callable[[],
         "list_dags": ({"limit": 50}, lambda: direct.get("/dags?limit=100&offset=0&exclude_stale=true")),
         "get_dag": ({"dag_id": DAG_ID}, get_dag),
         "list_dag_runs": ({"dag_id": DAG_ID}, lambda: direct.get(f"{runs}?limit=20&order_by=-run_after")),
-        "get_dag_run": ({"dag_id": DAG_ID, "run_id": RUN_ID, "limit": 199}, get_dag_run),
+        "get_dag_run": ({"dag_id": DAG_ID, "run_id": RUN_ID}, get_dag_run),
         "get_task_logs": (
             {"dag_id": DAG_ID, "run_id": RUN_ID, "task_id": "hello", "try_number": 1},
             lambda: direct.log(f"{runs}/{RUN_ID}/taskInstances/hello/logs/1?full_content=true"),
@@ -190,20 +197,30 @@ async def measure(airflow: AirflowServer, calls: int) -> dict[str, Any]:
             served: list[float] = []
             unchecked: list[float] = []
             bare: list[float] = []
-            for _ in range(calls):
-                start = time.perf_counter()
-                result = await client.call_tool(tool, args)
-                served.append((time.perf_counter() - start) * 1000)
+
+            async def serve(check: bool, tool: str = tool, args: dict[str, Any] = args) -> None:
+                validation.enabled = check
+                try:
+                    result = await client.call_tool(tool, args)
+                finally:
+                    validation.enabled = True
                 if result.is_error:
                     raise RuntimeError(f"{tool}: {result.content}")
-                validation.enabled = False
-                start = time.perf_counter()
-                await client.call_tool(tool, args)
-                unchecked.append((time.perf_counter() - start) * 1000)
-                validation.enabled = True
-                start = time.perf_counter()
+
+            async def fetch_directly(fetch: Callable[[], object] = fetch) -> None:
                 await asyncio.to_thread(fetch)
-                bare.append((time.perf_counter() - start) * 1000)
+
+            series: list[tuple[list[float], Callable[[], Awaitable[None]]]] = [
+                (served, lambda: serve(True)),
+                (unchecked, lambda: serve(False)),
+                (bare, fetch_directly),
+            ]
+            for call in range(calls):
+                # rotate which series goes first, so none always follows the same neighbour
+                for samples, run in series[call % 3 :] + series[: call % 3]:
+                    start = time.perf_counter()
+                    await run()
+                    samples.append((time.perf_counter() - start) * 1000)
             s50, s99 = percentiles(served)
             u50, u99 = percentiles(unchecked)
             b50, b99 = percentiles(bare)
@@ -213,9 +230,13 @@ async def measure(airflow: AirflowServer, calls: int) -> dict[str, Any]:
                 "direct_p50_ms": b50,
                 "direct_p99_ms": b99,
                 "p50_delta_ms": s50 - b50,
+                "paired_p50_delta_ms": statistics.median(s - b for s, b in zip(served, bare, strict=True)),
                 "server_no_client_validation_p50_ms": u50,
                 "server_no_client_validation_p99_ms": u99,
                 "server_only_p50_delta_ms": u50 - b50,
+                "server_only_paired_p50_delta_ms": statistics.median(
+                    u - b for u, b in zip(unchecked, bare, strict=True)
+                ),
             }
             print(
                 f"  {tool:16} server p50 {s50:7.2f} (without client validation {u50:7.2f})"
@@ -274,8 +295,9 @@ def main() -> None:
         results = asyncio.run(measure(airflow, args.calls))
     finally:
         airflow.close()
-    header = ("server p50", "server p99", "no-val p50", "direct p50", "direct p99", "Δ p50", "Δ no-val")
-    print("\n" + f"{'tool':16}" + "".join(f"{h:>12}" for h in header))
+    header = ("server p50", "server p99", "no-val p50", "direct p50", "direct p99")
+    deltas = ("Δ p50", "Δ no-val", "Δ paired", "Δ p. no-val")
+    print("\n" + f"{'tool':16}" + "".join(f"{h:>12}" for h in header + deltas))
     for tool, r in results["tools"].items():
         row = (
             r["server_p50_ms"],
@@ -284,11 +306,27 @@ def main() -> None:
             r["direct_p50_ms"],
             r["direct_p99_ms"],
         )
-        deltas = (r["p50_delta_ms"], r["server_only_p50_delta_ms"])
-        print(f"{tool:16}" + "".join(f"{v:>12.2f}" for v in row) + "".join(f"{v:>+12.2f}" for v in deltas))
+        delta = (
+            r["p50_delta_ms"],
+            r["server_only_p50_delta_ms"],
+            r["paired_p50_delta_ms"],
+            r["server_only_paired_p50_delta_ms"],
+        )
+        print(f"{tool:16}" + "".join(f"{v:>12.2f}" for v in row) + "".join(f"{v:>+12.2f}" for v in delta))
+    print(
+        "Δ p50: server p50 - direct p50; Δ paired: the median of (server - direct) over the rounds "
+        "(each round calls both, back to back: Airflow's slow spells cancel out)"
+    )
     worst = max(r["p50_delta_ms"] for r in results["tools"].values())
     worst_server = max(r["server_only_p50_delta_ms"] for r in results["tools"].values())
-    for label, value in (("end to end", worst), ("without the client's schema validation", worst_server)):
+    worst_paired = max(r["paired_p50_delta_ms"] for r in results["tools"].values())
+    worst_paired_server = max(r["server_only_paired_p50_delta_ms"] for r in results["tools"].values())
+    for label, value in (
+        ("end to end, paired", worst_paired),
+        ("without the client's schema validation, paired", worst_paired_server),
+        ("end to end, difference of p50s", worst),
+        ("without the client's schema validation, difference of p50s", worst_server),
+    ):
         verdict = "meets" if value <= TARGET_P50_DELTA_MS else "misses"
         print(f"worst p50 overhead {label}: {value:+.2f} ms ({verdict} +{TARGET_P50_DELTA_MS:g} ms)")
     for d in results["diagnose"]["runs"]:
@@ -306,6 +344,8 @@ def main() -> None:
     results["target_p50_delta_ms"] = TARGET_P50_DELTA_MS
     results["worst_p50_delta_ms"] = worst
     results["worst_server_only_p50_delta_ms"] = worst_server
+    results["worst_paired_p50_delta_ms"] = worst_paired
+    results["worst_server_only_paired_p50_delta_ms"] = worst_paired_server
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
 

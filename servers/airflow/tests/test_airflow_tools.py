@@ -93,12 +93,15 @@ async def test_read_tools_describe_dags_runs_and_health(make_server: ServerFacto
     assert {d["dag_id"] for d in finance_owned["dags"]} == {"fd_fails", "fd_chain"}
     assert "fd_slow" in {d["dag_id"] for d in paused["dags"]}
     assert "fd_success" not in {d["dag_id"] for d in paused["dags"]}
-    tasks = {t["task_id"]: t["downstream_task_ids"] for t in dag["tasks"]}
-    assert tasks == {"extract": ["transform"], "transform": ["load"], "load": []}
+    assert dag["task_count"] == 3
+    assert [(k["operator"], k["task_ids"]) for k in dag["tasks"]] == [("@task", "extract, load, transform")]
+    assert dag["dependencies"] == ["extract >> transform >> load"]
     assert dag["dag"]["owners"] == ["finance-team"]
     assert dag["recent_runs"][0]["run_id"] == BASELINE
     assert BASELINE in {r["run_id"] for r in runs["runs"]}
     assert run["state_counts"] == {"failed": 1, "upstream_failed": 2}
+    assert [(t["task_id"], t["try_number"]) for t in run["task_instances"]] == [("extract", 1)]
+    assert run["task_ids_by_state"] == {"upstream_failed": "load, transform"}
     assert run["run"]["state"] == "failed"
     assert imports["errors"] == []
 
@@ -278,7 +281,11 @@ async def test_clearing_and_marking_a_failed_run_after_approval(
                 "mark_dag_run", {"dag_id": "fd_fails", "run_id": run_id, "state": "success"}
             )
         )
-        detail = data(await client.call_tool("get_dag_run", {"dag_id": "fd_fails", "run_id": run_id}))
+        detail = data(
+            await client.call_tool(
+                "get_dag_run", {"dag_id": "fd_fails", "run_id": run_id, "state": ["success", "failed"]}
+            )
+        )
     assert tasks["cleared"] == ["load_customers"]
     assert whole["cleared"] == ["load_customers"]
     assert marked["state"] == "success"

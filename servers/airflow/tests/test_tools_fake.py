@@ -82,7 +82,11 @@ class FakeAirflow:
         return self.dags[dag_id]
 
     async def list_tasks(self, dag_id: str) -> list[TaskSummary]:
-        return [TaskSummary(task_id="only")]
+        return [
+            TaskSummary(task_id="first", operator="BashOperator", downstream_task_ids=["only"]),
+            TaskSummary(task_id="only", operator="@task", downstream_task_ids=["after"]),
+            TaskSummary(task_id="after", operator="@task"),
+        ]
 
     async def list_dag_runs(self, dag_id: str, *, limit: int, states: list[str]) -> list[DagRunSummary]:
         return [r for (d, _), r in self.runs.items() if d == dag_id][:limit]
@@ -95,7 +99,11 @@ class FakeAirflow:
     async def list_task_instances(
         self, dag_id: str, run_id: str, *, limit: int, task_id: str | None = None
     ) -> list[TaskInstanceSummary]:
-        return [TaskInstanceSummary(task_id="only", state="failed", try_number=1)]
+        return [
+            TaskInstanceSummary(task_id="after", state="upstream_failed"),
+            TaskInstanceSummary(task_id="first", state="success", try_number=1),
+            TaskInstanceSummary(task_id="only", state="failed", try_number=1),
+        ]
 
     async def stream_log(
         self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int, sink: LineSink
@@ -275,3 +283,57 @@ async def test_lists_show_only_readable_dags_and_import_errors(make_server: Fact
     assert logs.structured_content is not None
     assert "hunter2" not in str(logs.structured_content)
     assert logs.structured_content["log"]["error"]["error_type"] == "ValueError"
+
+
+def schema_keys(schema: Any) -> set[str]:
+    """Every key used anywhere in a JSON schema."""
+    if isinstance(schema, dict):
+        return set(schema) | {k for v in schema.values() for k in schema_keys(v)}
+    if isinstance(schema, list):
+        return {k for v in schema for k in schema_keys(v)}
+    return set()
+
+
+async def test_list_and_detail_tools_publish_flat_output_schemas(make_server: Factory) -> None:
+    async with make_server() as (server, _):
+        tools = {t.name: t for t in await server.tool_definitions()}
+    for name in ("list_dags", "get_dag", "list_dag_runs", "get_dag_run", "list_import_errors", "get_health"):
+        keys = schema_keys(tools[name].output_schema)
+        assert not keys & {"$ref", "$defs", "anyOf"}, name
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_get_dag_shows_tasks_grouped_and_the_graph_in_airflow_notation(
+    make_server: Factory, mode: str
+) -> None:
+    async with make_server() as (server, _), Client(server.mcp, mode=mode) as c:
+        result = await c.call_tool("get_dag", {"dag_id": "ads_daily"})
+    dag = result.structured_content
+    assert dag is not None, text(result)
+    assert dag["task_count"] == 3
+    assert [(k["operator"], k["task_ids"]) for k in dag["tasks"]] == [
+        ("@task", "after, only"),
+        ("BashOperator", "first"),
+    ]
+    assert dag["dependencies"] == ["first >> only >> after"]
+    assert dag["you_may_operate"] is True
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_get_dag_run_details_what_needs_attention_and_lists_the_rest_by_state(
+    make_server: Factory, mode: str
+) -> None:
+    async with make_server() as (server, fake), Client(server.mcp, mode=mode) as c:
+        await fake.trigger_dag_run("ads_daily", "r1", {}, "n")
+        default = await c.call_tool("get_dag_run", {"dag_id": "ads_daily", "run_id": "r1"})
+        chosen = await c.call_tool(
+            "get_dag_run", {"dag_id": "ads_daily", "run_id": "r1", "state": ["success", "upstream_failed"]}
+        )
+    run, picked = default.structured_content, chosen.structured_content
+    assert run is not None, text(default)
+    assert picked is not None, text(chosen)
+    assert run["state_counts"] == {"failed": 1, "success": 1, "upstream_failed": 1}
+    assert [(t["task_id"], t["try_number"]) for t in run["task_instances"]] == [("only", 1)]
+    assert run["task_ids_by_state"] == {"success": "first", "upstream_failed": "after"}
+    assert [t["task_id"] for t in picked["task_instances"]] == ["after", "first"]
+    assert picked["task_ids_by_state"] == {"failed": "only"}

@@ -1,8 +1,15 @@
-"""Airflow's REST JSON to this server's models (raw dicts: the typed client models are slow to build)."""
+"""Airflow's REST JSON to this server's models (never through the client's typed models: slow to build).
+
+Lists (tasks, task instances, runs) are validated straight from the response bytes by pydantic-core
+into subclasses of the result models that read Airflow's field names: no Python dict is built for
+the many fields these tools do not use. A subclass instance serializes exactly as its base model.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, Field
 
 from fleetdeck.redaction import redact_text
 from fleetdeck_airflow.models import (
@@ -15,6 +22,70 @@ from fleetdeck_airflow.models import (
 )
 
 STACK_TRACE_CHARS = 1500
+
+
+def _default(value: Any) -> Any:
+    """A ``BeforeValidator`` turning Airflow's null into the field's default (as if it were absent)."""
+
+    def check(given: Any) -> Any:
+        return value() if given is None and callable(value) else value if given is None else given
+
+    return BeforeValidator(check)
+
+
+class _Task(TaskSummary):
+    """Airflow's ``TaskResponse``."""
+
+    operator: str | None = Field(default=None, validation_alias="operator_name")
+    downstream_task_ids: Annotated[list[str], _default(list)] = Field(default_factory=list)
+
+
+class _TaskInstance(TaskInstanceSummary):
+    """Airflow's ``TaskInstanceResponse``."""
+
+    map_index: Annotated[int, _default(-1)] = -1
+    try_number: Annotated[int, _default(0)] = 0
+    max_tries: Annotated[int, _default(0)] = 0
+    operator: str | None = Field(default=None, validation_alias=AliasChoices("operator_name", "operator"))
+    duration_s: float | None = Field(default=None, validation_alias="duration")
+
+
+class _DagRun(DagRunSummary):
+    """Airflow's ``DAGRunResponse``."""
+
+    run_id: str = Field(validation_alias="dag_run_id")
+    duration_s: float | None = Field(default=None, validation_alias="duration")
+    triggering_user: str | None = Field(default=None, validation_alias="triggering_user_name")
+    conf: Annotated[dict[str, Any], _default(dict)] = Field(default_factory=dict)
+
+
+class _TaskPage(BaseModel):
+    tasks: list[_Task]
+
+
+class _TaskInstancePage(BaseModel):
+    task_instances: list[_TaskInstance]
+    total_entries: int | None = None
+
+
+class _DagRunPage(BaseModel):
+    dag_runs: list[_DagRun]
+
+
+def tasks(body: bytes) -> list[TaskSummary]:
+    """A ``TaskCollectionResponse``'s tasks."""
+    return list(_TaskPage.model_validate_json(body).tasks)
+
+
+def task_instances(body: bytes) -> tuple[list[TaskInstanceSummary], int | None]:
+    """A ``TaskInstanceCollectionResponse``: its task instances and ``total_entries``."""
+    page = _TaskInstancePage.model_validate_json(body)
+    return list(page.task_instances), page.total_entries
+
+
+def dag_runs(body: bytes) -> list[DagRunSummary]:
+    """A ``DAGRunCollectionResponse``'s runs."""
+    return list(_DagRunPage.model_validate_json(body).dag_runs)
 
 
 def dag(d: dict[str, Any]) -> DagSummary:
@@ -34,48 +105,17 @@ def dag(d: dict[str, Any]) -> DagSummary:
 
 def task(t: dict[str, Any]) -> TaskSummary:
     """A ``TaskResponse`` as a :class:`TaskSummary`."""
-    return TaskSummary(
-        task_id=str(t["task_id"]),
-        operator=t.get("operator_name"),
-        retries=t.get("retries"),
-        trigger_rule=t.get("trigger_rule"),
-        downstream_task_ids=list(t.get("downstream_task_ids") or []),
-    )
+    return _Task.model_validate(t)
 
 
 def dag_run(r: dict[str, Any]) -> DagRunSummary:
     """A ``DAGRunResponse`` as a :class:`DagRunSummary`."""
-    return DagRunSummary(
-        dag_id=r["dag_id"],
-        run_id=r["dag_run_id"],
-        state=r.get("state"),
-        run_type=r.get("run_type"),
-        logical_date=r.get("logical_date"),
-        queued_at=r.get("queued_at"),
-        start_date=r.get("start_date"),
-        end_date=r.get("end_date"),
-        duration_s=r.get("duration"),
-        triggered_by=r.get("triggered_by"),
-        triggering_user=r.get("triggering_user_name"),
-        note=r.get("note"),
-        conf=dict(r.get("conf") or {}),
-    )
+    return _DagRun.model_validate(r)
 
 
 def task_instance(ti: dict[str, Any]) -> TaskInstanceSummary:
     """A ``TaskInstanceResponse`` as a :class:`TaskInstanceSummary`."""
-    map_index = ti.get("map_index")
-    return TaskInstanceSummary(
-        task_id=ti["task_id"],
-        map_index=-1 if map_index is None else map_index,
-        state=ti.get("state"),
-        try_number=ti.get("try_number") or 0,
-        max_tries=ti.get("max_tries") or 0,
-        operator=ti.get("operator_name") or ti.get("operator"),
-        start_date=ti.get("start_date"),
-        end_date=ti.get("end_date"),
-        duration_s=ti.get("duration"),
-    )
+    return _TaskInstance.model_validate(ti)
 
 
 def import_error(e: dict[str, Any]) -> ImportProblem:

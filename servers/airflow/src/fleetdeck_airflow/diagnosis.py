@@ -9,10 +9,19 @@ from __future__ import annotations
 import re
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from fleetdeck_airflow.models import DagRunSummary, ErrorReport, TaskInstanceSummary, TaskSummary
+from fleetdeck_airflow.models import (
+    DagRunSummary,
+    ErrorReport,
+    FlatModel,
+    TaskInstanceSummary,
+    TaskSummary,
+    inline_list,
+    inline_one,
+)
 
 MAX_LISTED = 20
 FAILED_STATES = frozenset({"failed"})
@@ -28,7 +37,7 @@ _CODE = re.compile(r"(?i)^(ImportError|ModuleNotFoundError|SyntaxError|NameError
 _RESOURCES = re.compile(r"(?i)memoryerror|out of memory|oom|killed|sigkill|-9|zombie|heartbeat")
 
 
-class FailedTask(BaseModel):
+class FailedTask(FlatModel):
     """One failed task instance and what its log says."""
 
     task_id: str
@@ -42,7 +51,7 @@ class FailedTask(BaseModel):
     log_problem: str | None = Field(default=None, description="Why the log could not be read, if so.")
 
 
-class BlockedTasks(BaseModel):
+class BlockedTasks(FlatModel):
     """Tasks that did not run (upstream_failed) because of one failed task."""
 
     failed_task: str
@@ -50,10 +59,10 @@ class BlockedTasks(BaseModel):
     more: int = Field(default=0, description="How many more blocked tasks are not listed.")
 
 
-class Diagnosis(BaseModel):
+class Diagnosis(FlatModel):
     """Why the run ended as it did and what to do next."""
 
-    run: DagRunSummary
+    run: Annotated[DagRunSummary, inline_one(DagRunSummary)]
     state_counts: dict[str, int]
     task_instances_seen: int
     failed_tasks: list[FailedTask]
@@ -62,7 +71,7 @@ class Diagnosis(BaseModel):
     )
     root_task: str | None = Field(default=None, description="The failed task no other failure explains.")
     root_error: ErrorReport | None = None
-    upstream_failed: list[BlockedTasks] = Field(default_factory=list)
+    upstream_failed: Annotated[list[BlockedTasks], inline_list(BlockedTasks)] = Field(default_factory=list)
     suggested_next_step: str
 
 

@@ -4,49 +4,71 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from fleetdeck.auth.principal import current_principal
 from fleetdeck.server import FleetServer
-from fleetdeck_airflow.models import ComponentHealth, DagRunSummary, DagSummary, ImportProblem, TaskSummary
+from fleetdeck_airflow.models import (
+    ComponentHealth,
+    DagRunSummary,
+    DagSummary,
+    FlatModel,
+    ImportProblem,
+    TaskKind,
+    inline_list,
+    inline_one,
+)
+from fleetdeck_airflow.overview import dependency_lines, run_order, task_kinds
 from fleetdeck_airflow.tools.context import DagId, ToolContext, permitted
 
 SCAN_PAGE = 100
 MAX_SCANNED = 2000
-MAX_TASKS_SHOWN = 300
+MAX_TASKS_SHOWN = 1000
+RECENT_RUNS = 5
 
 
-class DagList(BaseModel):
+class DagList(FlatModel):
     """DAGs you may read, in id order."""
 
-    dags: list[DagSummary]
+    dags: Annotated[list[DagSummary], inline_list(DagSummary)]
     next_offset: int | None = Field(description="Pass as offset to get the next page; null when done.")
     hidden: int = Field(description="DAGs matching the filters on this page that you may not read.")
 
 
-class DagDetail(BaseModel):
-    """One DAG: schedule, owners, tasks, next run and recent runs."""
+class DagDetail(FlatModel):
+    """One DAG: schedule, owners, its tasks and their dependencies, next run and recent runs."""
 
-    dag: DagSummary
-    tasks: list[TaskSummary]
-    tasks_not_shown: int = 0
-    recent_runs: list[DagRunSummary]
+    dag: Annotated[DagSummary, inline_one(DagSummary)]
+    task_count: int
+    tasks: Annotated[list[TaskKind], inline_list(TaskKind)] = Field(
+        description="The task ids, grouped by operator, retries and trigger rule."
+    )
+    dependencies: list[str] = Field(
+        description=(
+            "The task graph in Airflow notation, one chain per line in run order ('a >> b >> [c, d]'); "
+            "every task is in exactly one chain, a task without dependencies is a line of its own."
+        )
+    )
+    tasks_not_shown: int = Field(
+        default=0, description=f"Tasks beyond the first {MAX_TASKS_SHOWN} in run order (left out)."
+    )
+    recent_runs: Annotated[list[DagRunSummary], inline_list(DagRunSummary)]
     you_may_operate: bool = Field(description="Whether you may trigger, clear, pause or mark its runs.")
 
 
-class ImportErrors(BaseModel):
+class ImportErrors(FlatModel):
     """DAG files Airflow could not import."""
 
-    errors: list[ImportProblem]
+    errors: Annotated[list[ImportProblem], inline_list(ImportProblem)]
     hidden: int = Field(description="Errors in files of DAGs you may not read.")
 
 
-class Health(BaseModel):
+class Health(FlatModel):
     """Whether Airflow's components are healthy."""
 
     environment: str
     healthy: bool
-    components: list[ComponentHealth]
+    components: Annotated[list[ComponentHealth], inline_list(ComponentHealth)]
 
 
 def register(server: FleetServer, ctx: ToolContext) -> None:
@@ -96,20 +118,30 @@ def register(server: FleetServer, ctx: ToolContext) -> None:
 
     @server.tool(minutes_saved=3, read_only=True, destructive=False, idempotent=True)
     async def get_dag(dag_id: DagId) -> DagDetail:
-        """Describe one DAG: schedule, owners, tags, tasks, next run and its five most recent runs.
+        """Describe one DAG: schedule, owners, tags, tasks, dependencies, next run and its 5 latest runs.
 
-        Fails when the DAG does not exist or you may not read it.
+        Tasks come grouped by operator, retries and trigger rule; dependencies as chains in Airflow
+        notation ('a >> b >> [c, d]'). At most 1000 tasks are shown (tasks_not_shown counts the
+        rest). Fails when the DAG does not exist or you may not read it.
         """
         await permitted(ctx, "get_dag", dag_id, "read")
+        # one request after the other: Airflow's API server (one worker by default) gets no faster
+        # when asked concurrently; measured 2-3 ms slower at p50 on the benchmark DAG
         dag = await backend.get_dag(dag_id)
         guard.remember([dag])
         tasks = await backend.list_tasks(dag_id)
-        runs = await backend.list_dag_runs(dag_id, limit=5, states=[])
+        runs = await backend.list_dag_runs(dag_id, limit=RECENT_RUNS, states=[])
         operate = guard.rules.may(current_principal.get(), dag, "operate")
+        shown = tasks
+        if len(tasks) > MAX_TASKS_SHOWN:
+            kept = set(run_order({t.task_id: t.downstream_task_ids for t in tasks})[:MAX_TASKS_SHOWN])
+            shown = [t for t in tasks if t.task_id in kept]
         return DagDetail(
             dag=dag,
-            tasks=tasks[:MAX_TASKS_SHOWN],
-            tasks_not_shown=max(0, len(tasks) - MAX_TASKS_SHOWN),
+            task_count=len(tasks),
+            tasks=task_kinds(shown),
+            dependencies=dependency_lines(shown),
+            tasks_not_shown=len(tasks) - len(shown),
             recent_runs=runs,
             you_may_operate=operate,
         )

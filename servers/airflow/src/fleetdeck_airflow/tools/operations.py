@@ -15,27 +15,27 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Resolve
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from fleetdeck.errors import FleetdeckError, InvalidInputError
 from fleetdeck.server import FleetServer
 from fleetdeck.telemetry.middleware import current_call
-from fleetdeck_airflow.models import DagRunSummary, DagSummary
+from fleetdeck_airflow.models import DagRunSummary, DagSummary, FlatModel, inline_one
 from fleetdeck_airflow.tools.context import DagId, RunId, TaskId, ToolContext, on_behalf_note, permitted
 
 MAX_CONF_BYTES = 65_536
 
 
-class TriggerResult(BaseModel):
+class TriggerResult(FlatModel):
     """The run a trigger started, or the run that already had this id."""
 
-    run: DagRunSummary
+    run: Annotated[DagRunSummary, inline_one(DagRunSummary)]
     created: bool = Field(description="False when a run with this id existed: nothing new was started.")
     conf_differs: bool = Field(default=False, description="The existing run has a different conf.")
     message: str
 
 
-class ClearResult(BaseModel):
+class ClearResult(FlatModel):
     """Which task instances were cleared (they will run again)."""
 
     dag_id: str
@@ -43,7 +43,7 @@ class ClearResult(BaseModel):
     cleared: list[str]
 
 
-class PauseResult(BaseModel):
+class PauseResult(FlatModel):
     """A DAG's paused state after the change."""
 
     dag_id: str

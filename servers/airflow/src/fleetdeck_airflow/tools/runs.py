@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from fleetdeck.errors import FleetdeckError, NotFoundError
 from fleetdeck.server import FleetServer
@@ -19,33 +19,68 @@ from fleetdeck_airflow.diagnosis import (
     suggest,
 )
 from fleetdeck_airflow.logs import LogScanner
-from fleetdeck_airflow.models import DagRunSummary, LogTail, TaskInstanceSummary
+from fleetdeck_airflow.models import (
+    DagRunSummary,
+    FlatModel,
+    LogTail,
+    TaskInstanceSummary,
+    inline_list,
+    inline_one,
+)
+from fleetdeck_airflow.overview import QUIET_STATES, split_by_state
 from fleetdeck_airflow.tools.context import DagId, RunId, TaskId, ToolContext, permitted
 
 MAX_TASK_INSTANCES = 2000
+MAX_IDS_PER_STATE = 300
 DIAGNOSE_TAIL_LINES = 15
 PARALLEL_LOGS = 4
 DIAGNOSE_TAIL_BYTES = 4000
 RunState = Literal["queued", "running", "success", "failed"]
+TaskState = Literal[
+    "failed",
+    "upstream_failed",
+    "up_for_retry",
+    "up_for_reschedule",
+    "running",
+    "queued",
+    "scheduled",
+    "deferred",
+    "restarting",
+    "success",
+    "skipped",
+    "removed",
+    "none",
+]
 
 
-class DagRunList(BaseModel):
+class DagRunList(FlatModel):
     """The most recent runs of one DAG, newest first."""
 
     dag_id: str
-    runs: list[DagRunSummary]
+    runs: Annotated[list[DagRunSummary], inline_list(DagRunSummary)]
 
 
-class DagRunDetail(BaseModel):
-    """One run and the state of each of its task instances."""
+class DagRunDetail(FlatModel):
+    """One run: its task instances counted by state, in detail where they need attention, else by id."""
 
-    run: DagRunSummary
-    state_counts: dict[str, int]
-    task_instances: list[TaskInstanceSummary]
-    truncated: bool = Field(description="True when the run has more task instances than shown.")
+    run: Annotated[DagRunSummary, inline_one(DagRunSummary)]
+    state_counts: dict[str, int] = Field(description="Task instances per state ('none': not scheduled yet).")
+    task_instances: Annotated[list[TaskInstanceSummary], inline_list(TaskInstanceSummary)] = Field(
+        description="Task instances in the requested states (by default all but quiet ones), by task id."
+    )
+    task_ids_by_state: dict[str, str] = Field(
+        description=(
+            "Every other task instance by state: task ids, comma-separated ('task[2]' for map index 2), "
+            f"at most {MAX_IDS_PER_STATE} per state."
+        )
+    )
+    task_ids_not_shown: int = Field(description="Task ids left out of task_ids_by_state by its limit.")
+    truncated: bool = Field(
+        description=f"True when the run has over {MAX_TASK_INSTANCES} task instances (not all counted)."
+    )
 
 
-class TaskLogs(BaseModel):
+class TaskLogs(FlatModel):
     """The end of one task try's log."""
 
     dag_id: str
@@ -74,20 +109,45 @@ def register(server: FleetServer, ctx: ToolContext) -> None:
 
     @server.tool(minutes_saved=3, read_only=True, destructive=False, idempotent=True)
     async def get_dag_run(
-        dag_id: DagId, run_id: RunId, limit: Annotated[int, Field(ge=1, le=MAX_TASK_INSTANCES)] = 500
+        dag_id: DagId,
+        run_id: RunId,
+        state: Annotated[
+            list[TaskState] | None,
+            Field(
+                max_length=13,
+                description=(
+                    "Show task instances in these states in detail. Default: all but the quiet ones "
+                    "(success, skipped, upstream_failed, removed, none = not scheduled yet)."
+                ),
+            ),
+        ] = None,
+        limit: Annotated[
+            int, Field(ge=1, le=MAX_TASK_INSTANCES, description="At most this many in detail.")
+        ] = 100,
     ) -> DagRunDetail:
-        """Show one DAG run: its state, conf, note, and the state and tries of each task instance.
+        """Show one DAG run: state, conf, note, task instance counts by state, the ones needing attention.
 
-        Lists at most `limit` task instances (by task id); state_counts covers those listed.
+        Task instances that failed, run, wait or retry come in detail (state, tries, times), at most
+        `limit` by task id; the others only by task id per state (at most 300 per state). Pass `state`
+        to see other states in detail. Reads at most 2000 task instances.
         """
         await permitted(ctx, "get_dag_run", dag_id, "read")
         run = await backend.get_dag_run(dag_id, run_id)
-        tis = await backend.list_task_instances(dag_id, run_id, limit=limit + 1)
+        tis = await backend.list_task_instances(dag_id, run_id, limit=MAX_TASK_INSTANCES + 1)
+        wanted = frozenset(state or ())
+        shown, ids, left_out = split_by_state(
+            tis[:MAX_TASK_INSTANCES],
+            (lambda s: s in wanted) if wanted else (lambda s: s not in QUIET_STATES),
+            limit,
+            MAX_IDS_PER_STATE,
+        )
         return DagRunDetail(
             run=run,
-            state_counts=state_counts(tis[:limit]),
-            task_instances=tis[:limit],
-            truncated=len(tis) > limit,
+            state_counts=state_counts(tis[:MAX_TASK_INSTANCES]),
+            task_instances=shown,
+            task_ids_by_state=ids,
+            task_ids_not_shown=left_out,
+            truncated=len(tis) > MAX_TASK_INSTANCES,
         )
 
     @server.tool(minutes_saved=5, read_only=True, destructive=False, idempotent=True)
