@@ -373,6 +373,16 @@ def count_telemetry(server: ServerProcess) -> dict[str, Any]:
 # -- main -------------------------------------------------------------------------------------
 
 
+def machine_speed_ms() -> float:
+    """A fixed pure-Python workload's best time of three: tells the VM's fast and slow phases apart."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        sum(i * i for i in range(300_000))
+        best = min(best, time.perf_counter() - started)
+    return best * 1000.0
+
+
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = set(configs) - set(CONFIGS)
@@ -391,6 +401,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 start_server(v, stateless, workdir, args.server_log_level, issuer) for v in variants
             ]
             started += pools[stateless]
+        speed_before = machine_speed_ms()
+        print(f"machine speed probe: {speed_before:.1f} ms (lower is faster)", flush=True)
         t0 = time.monotonic()
         for server in started:
             await wait_ready(server, "legacy" if server.stateless else "auto")
@@ -404,6 +416,10 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     telemetry = [count_telemetry(s) for s in started if s.is_kit]
     return {
         "meta": {
+            "machine_speed_probe_ms": {
+                "before": round(speed_before, 2),
+                "after": round(machine_speed_ms(), 2),
+            },
             "python": platform.python_version(),
             "mcp": metadata.version("mcp"),
             "fleetdeck": metadata.version("fleetdeck"),
@@ -440,6 +456,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fleetdeck-bench-") as tmp:
         result = asyncio.run(bench(args, Path(tmp)))
     print_table(result["configs"])
+    probe = result["meta"]["machine_speed_probe_ms"]
+    print(f"machine speed probe: {probe['before']} ms before, {probe['after']} ms after (lower is faster)")
     print("\ntelemetry (kit SQLite file after shutdown):")
     for t in result["telemetry"]:
         verdict = "exact" if t["exact"] else "MISMATCH"
