@@ -392,6 +392,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pools: dict[bool, list[ServerProcess]] = {}
     started: list[ServerProcess] = []
     report: list[dict[str, Any]] = []
+    speed_before = machine_speed_ms()  # before any server starts (their imports would load the CPU)
+    print(f"machine speed probe: {speed_before:.1f} ms (lower is faster)", flush=True)
     jwks = JwksServer()
     jwks.__enter__()
     issuer = TestIssuer(jwks)
@@ -401,8 +403,6 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 start_server(v, stateless, workdir, args.server_log_level, issuer) for v in variants
             ]
             started += pools[stateless]
-        speed_before = machine_speed_ms()
-        print(f"machine speed probe: {speed_before:.1f} ms (lower is faster)", flush=True)
         t0 = time.monotonic()
         for server in started:
             await wait_ready(server, "legacy" if server.stateless else "auto")
