@@ -206,7 +206,9 @@ class FleetServer:
         """The bearer-token verifier the SDK runs on every HTTP request (None without an issuer)."""
         # approvals + audit hook: raw identities and decisions go to the audit trail (auth/audit.py);
         # destructive tools are guarded by a human approval (auth/approvals.py).
-        self.audit = AuditLog(settings.telemetry_url(), server=info.name)
+        self.audit = AuditLog(
+            settings.telemetry_url(), server=info.name, flush_interval_s=settings.telemetry.flush_interval_s
+        )
         self.approvals = approvals.ApprovalGuard(server=info.name, settings=settings, audit=self.audit)
         self.mcp: MCPServer[Any] = MCPServer(
             name=info.name,

@@ -148,7 +148,12 @@ class TelemetrySettings(BaseModel):
     spool_dir: Path | None = Field(default=None, description="Where events wait while the store is down.")
     queue_size: int = Field(default=100_000, ge=1)
     batch_size: int = Field(default=5_000, ge=1)
-    flush_interval_s: float = Field(default=0.25, gt=0)
+    flush_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest wait before queued events (and audit records that gate nothing) are written; "
+        "longer means larger, cheaper batches. Shutdown and flush() write at once.",
+    )
     retry_interval_s: float = Field(default=2.0, gt=0)
     pseudonym_key: SecretStr | None = Field(
         default=None, description="Key for hashing user ids; generated once per data dir when unset."

@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 _QUEUE_MAX = 100_000
 _BATCH = 1_000
 _RETRY_S = 2.0
-_FLUSH_S = 0.2
 _LOCKED_RETRIES = 5
 
 audit_metadata = sa.MetaData()
@@ -122,9 +121,18 @@ def make_durable_engine(url: str) -> Engine:
 class AuditLog:
     """Writes audit records for one server, synchronously, into ``audit_events`` at ``url``."""
 
-    def __init__(self, url: str, *, server: str, on_failure: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        server: str,
+        on_failure: Callable[[], None] | None = None,
+        flush_interval_s: float = 1.0,
+    ) -> None:
+        """``flush_interval_s``: the longest a record from :meth:`submit` waits for its batch's commit."""
         self.url = url
         self.server = server
+        self.flush_interval_s = flush_interval_s
         self._on_failure = on_failure
         self._engine: Engine | None = None
         self._created = False
@@ -249,7 +257,7 @@ class AuditLog:
                     self._wake.wait()
                 if not self._pending:
                     return
-                gather_until = time.monotonic() + _FLUSH_S  # one commit per batch, not per record
+                gather_until = time.monotonic() + self.flush_interval_s  # one commit per batch
                 while len(self._pending) < _BATCH and not self._closing and not self._flushing:
                     if not self._wake.wait(max(0.0, gather_until - time.monotonic())):
                         break

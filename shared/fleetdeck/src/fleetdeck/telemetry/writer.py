@@ -45,7 +45,7 @@ class EventWriter:
         metrics: Metrics,
         queue_size: int = 100_000,
         batch_size: int = 1_000,
-        flush_interval_s: float = 0.25,
+        flush_interval_s: float = 1.0,
         retry_interval_s: float = 2.0,
     ) -> None:
         if queue_size < 1 or batch_size < 1 or flush_interval_s <= 0 or retry_interval_s <= 0:
