@@ -239,3 +239,11 @@ async def test_an_airflow_that_is_down_is_unreachable_not_slow() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(BackendUnavailableError, match="is unreachable"):
         await backend(url, read_retries=1).health()
+
+
+async def test_a_missing_run_is_not_found_before_its_task_instances_are_listed(fake: FakeAirflow) -> None:
+    fake.mode = "404"
+    with pytest.raises(NotFoundError, match="run 'r9' of 'd'"):
+        await backend(fake.url).get_dag_run_with_task_instances("d", "r9", limit=10)
+    assert fake.calls["GET /api/v2/dags/d/dagRuns/r9"] == 1
+    assert fake.calls["GET /api/v2/dags/d/dagRuns/r9/taskInstances"] == 0

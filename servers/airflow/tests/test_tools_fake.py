@@ -105,6 +105,19 @@ class FakeAirflow:
             TaskInstanceSummary(task_id="only", state="failed", try_number=1),
         ]
 
+    async def get_dag_detail(
+        self, dag_id: str, *, recent_runs: int
+    ) -> tuple[DagSummary, list[TaskSummary], list[DagRunSummary]]:
+        dag = await self.get_dag(dag_id)
+        runs = await self.list_dag_runs(dag_id, limit=recent_runs, states=[])
+        return dag, await self.list_tasks(dag_id), runs
+
+    async def get_dag_run_with_task_instances(
+        self, dag_id: str, run_id: str, *, limit: int
+    ) -> tuple[DagRunSummary, list[TaskInstanceSummary]]:
+        run = await self.get_dag_run(dag_id, run_id)
+        return run, await self.list_task_instances(dag_id, run_id, limit=limit)
+
     async def stream_log(
         self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int, sink: LineSink
     ) -> None:

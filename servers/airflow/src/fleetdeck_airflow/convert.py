@@ -113,6 +113,11 @@ def dag_run(r: dict[str, Any]) -> DagRunSummary:
     return _DagRun.model_validate(r)
 
 
+def dag_run_json(body: bytes) -> DagRunSummary:
+    """:func:`dag_run` straight from the response bytes."""
+    return _DagRun.model_validate_json(body)
+
+
 def task_instance(ti: dict[str, Any]) -> TaskInstanceSummary:
     """A ``TaskInstanceResponse`` as a :class:`TaskInstanceSummary`."""
     return _TaskInstance.model_validate(ti)

@@ -66,6 +66,9 @@ def serve(
     )
     configure_observability(settings, service=server)
     built = plugin.build(config, settings=settings)
+    from fleetdeck.server import settle_heap  # the SDK loads with the server, not with the CLI
+
+    settle_heap()
     if transport is Transport.stdio:
         anyio.run(built.serve_stdio)
     else:

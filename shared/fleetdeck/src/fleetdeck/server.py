@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -87,6 +88,19 @@ logging.getLogger("mcp.server.streamable_http").addFilter(_StatelessRequestEndFi
 F = TypeVar("F", bound=Callable[..., Any])
 Readiness = Callable[[], Awaitable[None]]
 READINESS_TIMEOUT_S = 5.0
+
+
+def settle_heap() -> None:
+    """Keep what start-up left alive out of the garbage collector's full passes (``gc.freeze``).
+
+    For the process's entry point, once the server is built. Full collections otherwise walk the
+    hundreds of thousands of objects the imported libraries hold: ~150 ms each on this VM, landing on
+    a random tool call (measured on the Airflow server: get_dag_run p99 163 ms -> 13 ms).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 

@@ -132,8 +132,7 @@ def register(server: FleetServer, ctx: ToolContext) -> None:
         to see other states in detail. Reads at most 2000 task instances.
         """
         await permitted(ctx, "get_dag_run", dag_id, "read")
-        run = await backend.get_dag_run(dag_id, run_id)
-        tis = await backend.list_task_instances(dag_id, run_id, limit=MAX_TASK_INSTANCES + 1)
+        run, tis = await backend.get_dag_run_with_task_instances(dag_id, run_id, limit=MAX_TASK_INSTANCES + 1)
         wanted = frozenset(state or ())
         shown, ids, left_out = split_by_state(
             tis[:MAX_TASK_INSTANCES],
@@ -187,8 +186,7 @@ def register(server: FleetServer, ctx: ToolContext) -> None:
         of failed tasks (streamed, never held whole); the result stays small whatever the log size.
         """
         await permitted(ctx, "diagnose_dag_run", dag_id, "read")
-        run = await backend.get_dag_run(dag_id, run_id)
-        tis = await backend.list_task_instances(dag_id, run_id, limit=MAX_TASK_INSTANCES)
+        run, tis = await backend.get_dag_run_with_task_instances(dag_id, run_id, limit=MAX_TASK_INSTANCES)
         counts = state_counts(tis)
         failed_tis = [ti for ti in tis if ti.state in FAILED_STATES]
         failed_tis.sort(
