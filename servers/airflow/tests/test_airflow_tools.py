@@ -17,6 +17,7 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 from fleetdeck.auth.principal import Principal, User
 from fleetdeck.server import FleetServer
 from fleetdeck_testkit.airflow import AirflowServer
+from fleetdeck_testkit.backends import backend_unavailable
 
 pytestmark = pytest.mark.airflow
 MODES = ["auto", "legacy"]
@@ -326,7 +327,7 @@ async def test_when_airflow_stops_tools_fail_clearly_and_the_server_keeps_servin
     make_server: ServerFactory, airflow: AirflowServer
 ) -> None:
     if not airflow.restartable:
-        pytest.skip("the Airflow under test was not started by the testkit; it cannot be stopped")
+        backend_unavailable("the Airflow under test was not started by the testkit; it cannot be stopped")
     async with (
         make_server(PLATFORM, read_retries=1, connect_timeout_s=1.0) as server,
         Client(server.mcp) as client,

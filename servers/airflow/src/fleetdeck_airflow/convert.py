@@ -103,11 +103,6 @@ def dag(d: dict[str, Any]) -> DagSummary:
     )
 
 
-def task(t: dict[str, Any]) -> TaskSummary:
-    """A ``TaskResponse`` as a :class:`TaskSummary`."""
-    return _Task.model_validate(t)
-
-
 def dag_run(r: dict[str, Any]) -> DagRunSummary:
     """A ``DAGRunResponse`` as a :class:`DagRunSummary`."""
     return _DagRun.model_validate(r)

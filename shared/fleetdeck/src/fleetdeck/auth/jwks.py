@@ -16,6 +16,7 @@ Ed25519. Keys with ``use`` other than ``sig``, without a ``kid``, carrying priva
 from __future__ import annotations
 
 import asyncio
+import binascii
 import json
 import logging
 import time
@@ -34,7 +35,15 @@ from jwt.exceptions import PyJWTError
 
 from fleetdeck.errors import FleetdeckError
 
-__all__ = ["JwksCache", "JwksUnavailableError", "SigningKey", "UnknownKeyError", "parse_jwks", "strict_json"]
+__all__ = [
+    "JwksCache",
+    "JwksUnavailableError",
+    "SigningKey",
+    "UnknownKeyError",
+    "base64url_decode",
+    "parse_jwks",
+    "strict_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +83,15 @@ def _refuse_constant(name: str) -> Any:
 
 
 _STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+
+
+_FROM_BASE64URL = bytes.maketrans(b"-_+/=", b"+/!!!")  # "+", "/" and "=" are not base64url: make them invalid
+
+
+def base64url_decode(segment: str) -> bytes:
+    """Strict unpadded base64url (RFC 7515 §2); ValueError on any other character or a bad length."""
+    data = segment.encode("ascii").translate(_FROM_BASE64URL)
+    return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
 
 
 def strict_json(data: bytes | str) -> Any:
@@ -240,15 +258,14 @@ class JwksCache:
 
     async def get(self, kid: str) -> SigningKey:
         """The key for ``kid``; raises :class:`UnknownKeyError` or :class:`JwksUnavailableError`."""
+        key = self.fresh(kid)
+        if key is not None:
+            return key
         now = self._clock()
-        key = self._keys.get(kid)
-        if key is not None and self._fetched_at is not None:
-            age = now - self._fetched_at
-            if age < self.ttl_s:
-                return key
-            if age < self.ttl_s + self.max_stale_s:
-                self._refresh_in_background(now)
-                return key
+        key = self.usable_keys().get(kid)
+        if key is not None:  # stale, but still allowed to serve while a refresh runs
+            self._refresh_in_background(now)
+            return key
         if self._inflight is None and not self._may_fetch(now):
             return self._answer_without_fetch(kid, now)
         await self._shared_fetch(now)

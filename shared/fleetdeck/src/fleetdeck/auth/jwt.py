@@ -29,7 +29,6 @@ once (PyJWT's ``decode``, which parsed them a second time, cost more than the si
 
 from __future__ import annotations
 
-import binascii
 import logging
 import time
 from collections import OrderedDict
@@ -42,7 +41,14 @@ from urllib.parse import urlsplit
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fleetdeck.auth.jwks import JwksCache, JwksUnavailableError, SigningKey, UnknownKeyError, strict_json
+from fleetdeck.auth.jwks import (
+    JwksCache,
+    JwksUnavailableError,
+    SigningKey,
+    UnknownKeyError,
+    base64url_decode,
+    strict_json,
+)
 from fleetdeck.auth.principal import User
 from fleetdeck.auth.signature import InvalidSignature, verify_signature
 from fleetdeck.errors import ConfigError, FleetdeckError, Outcome
@@ -64,7 +70,6 @@ VERIFIED_TTL_S: Final = 60.0
 VERIFIED_MAX_ENTRIES: Final = 1024
 VERIFIED_MAX_TOKEN_BYTES: Final = 4096
 HEADER_CACHE_ENTRIES: Final = 64
-_FROM_BASE64URL = bytes.maketrans(b"-_+/=", b"+/!!!")  # "+", "/" and "=" are not base64url: make them invalid
 
 
 class AuthFailure(StrEnum):
@@ -222,15 +227,9 @@ class VerifiedUser:
         return self._access_token
 
 
-def _base64url(segment: str) -> bytes:
-    """Strict unpadded base64url (RFC 7515 §2); ValueError on any other character or a bad length."""
-    data = segment.encode("ascii").translate(_FROM_BASE64URL)
-    return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
-
-
 def _segment_json(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = strict_json(_base64url(segment))
+        value = strict_json(base64url_decode(segment))
     except ValueError as exc:  # binascii.Error, UnicodeDecodeError, JSONDecodeError, duplicates
         if "duplicate JSON member" in str(exc):
             raise AuthenticationError(AuthFailure.DUPLICATE_MEMBER, f"{what}: {exc}") from None
@@ -371,7 +370,7 @@ class JwtVerifier(TokenVerifier):
         if not signature_b64:  # checked after the header so that alg=none is named as such
             raise AuthenticationError(AuthFailure.MALFORMED, "empty signature")
         try:
-            signature = _base64url(signature_b64)
+            signature = base64url_decode(signature_b64)
         except ValueError:
             raise AuthenticationError(AuthFailure.MALFORMED, "signature is not base64url") from None
         payload = _segment_json(payload_b64, "payload")

@@ -23,8 +23,6 @@ the trust domain) in an allowed trust domain (``trust_domains``; empty allows no
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import logging
 import re
@@ -51,7 +49,7 @@ from pydantic import (
     model_validator,
 )
 
-from fleetdeck.auth.jwks import SigningKey, parse_jwks, strict_json
+from fleetdeck.auth.jwks import SigningKey, base64url_decode, parse_jwks, strict_json
 from fleetdeck.auth.principal import Workload, WorkloadProof
 from fleetdeck.auth.spiffe import InvalidSpiffeIdError, SpiffeId, parse_trust_domain
 from fleetdeck.errors import ConfigError, FleetdeckError, Outcome
@@ -69,7 +67,6 @@ _ALL_ALGORITHMS: tuple[JwtSvidAlgorithm, ...] = (
 _JWT_SVID_HEADER_FIELDS = frozenset({"alg", "kid", "typ"})
 _RESERVED_HEADERS = frozenset({"authorization", "cookie", "host", XFCC_HEADER})
 _HEADER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
-_B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _XFCC_SINGLE_KEYS = frozenset({"by", "hash", "cert", "chain", "subject"})
 _OWS = " \t"
 _E = TypeVar("_E", bound=x509.ExtensionType)
@@ -378,11 +375,15 @@ def _as_sig(entry: Any) -> Any:
 
 
 def _segment(segment: str, what: str) -> dict[str, Any]:
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+    try:
+        raw = base64url_decode(segment) if segment else b""
+    except ValueError:
+        raw = b""
+    if not raw:
         raise WorkloadAuthError("jwt-svid", f"{what} is not base64url")
     try:
-        value = strict_json(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (binascii.Error, ValueError) as exc:
+        value = strict_json(raw)
+    except ValueError as exc:
         raise WorkloadAuthError("jwt-svid", f"{what} is not strict JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise WorkloadAuthError("jwt-svid", f"{what} is not a JSON object")
