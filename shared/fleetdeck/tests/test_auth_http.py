@@ -79,7 +79,7 @@ async def test_bad_tokens_are_401_and_nothing_runs(
         )
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
-    assert server.metrics.tool_calls._metrics == {}
+    assert server.metrics.tool_calls.counts == {}
 
 
 async def test_a_valid_token_maps_the_user_and_their_groups(

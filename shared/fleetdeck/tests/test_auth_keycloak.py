@@ -156,7 +156,7 @@ async def test_a_keycloak_token_for_another_audience_is_401_and_nothing_runs(
     with pytest.raises(AuthenticationError) as refused:
         await verifier_of(server).verify(token)
     assert refused.value.reason is AuthFailure.WRONG_AUDIENCE
-    assert server.metrics.tool_calls._metrics == {}
+    assert server.metrics.tool_calls.counts == {}
 
 
 async def test_a_tampered_keycloak_token_is_401(

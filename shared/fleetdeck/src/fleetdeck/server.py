@@ -17,8 +17,8 @@ import asyncio
 import functools
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -26,7 +26,6 @@ import anyio
 import uvicorn
 from mcp.server import MCPServer
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared._callable_inspection import is_async_callable
@@ -40,10 +39,9 @@ from starlette.responses import JSONResponse, Response
 
 from fleetdeck.auth import approvals
 from fleetdeck.auth.audit import AuditLog
-from fleetdeck.auth.enforcement import AuthorizationMiddleware, error_result
+from fleetdeck.auth.enforcement import Authorizer
 from fleetdeck.auth.identity import (
     HttpIdentity,
-    IdentityMiddleware,
     IdentityResolver,
     IdentitySettings,
     local_developer,
@@ -54,11 +52,12 @@ from fleetdeck.auth.sealing import request_state_security
 from fleetdeck.auth.svid_keys import JwtSvidJwks
 from fleetdeck.auth.workload import JwtSvidBundles
 from fleetdeck.errors import BackendTimeoutError, ConfigError, FleetdeckError, Outcome
+from fleetdeck.gate import CallGate
 from fleetdeck.mtls import uvicorn_tls_options
 from fleetdeck.settings import FleetdeckSettings
 from fleetdeck.telemetry.events import InvocationEvent
 from fleetdeck.telemetry.metrics import Metrics
-from fleetdeck.telemetry.middleware import TelemetryMiddleware, arguments_json, current_call
+from fleetdeck.telemetry.middleware import CallTelemetry, current_call
 from fleetdeck.telemetry.writer import EventWriter
 from fleetdeck.tool import ServerInfo, ToolSpec, make_spec
 
@@ -104,27 +103,21 @@ def settle_heap() -> None:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-@contextmanager
-def _tool_errors(spec: ToolSpec) -> Iterator[None]:
-    """Map what a tool body raises to a safe tool error, noting the outcome for telemetry."""
+def _tool_failure(spec: ToolSpec, exc: Exception) -> Exception:
+    """What the caller gets for an exception from a tool body (a safe tool error); notes the outcome."""
     record = current_call.get()
-    try:
-        yield
-    except FleetdeckError as exc:
-        if record is not None:
-            record.outcome, record.error_class = exc.outcome, type(exc).__name__
-        raise ToolError(str(exc)) from exc
-    except (ToolError, MCPError) as exc:
-        if record is not None:
-            record.outcome, record.error_class = Outcome.TOOL_ERROR, type(exc).__name__
-        raise
-    except Exception as exc:  # the one place a tool crash becomes a safe message
-        if record is not None:
-            record.outcome, record.error_class = Outcome.INTERNAL_ERROR, type(exc).__name__
-        logger.exception("tool %s failed unexpectedly", spec.name)
-        raise ToolError(
-            f"{spec.name} failed unexpectedly ({type(exc).__name__}); the error was logged"
-        ) from exc
+    failure: Exception
+    if isinstance(exc, FleetdeckError):
+        outcome, failure = exc.outcome, ToolError(str(exc))
+    elif isinstance(exc, ToolError | MCPError):
+        outcome, failure = Outcome.TOOL_ERROR, exc
+    else:  # the one place a tool crash becomes a safe message
+        logger.error("tool %s failed unexpectedly", spec.name, exc_info=exc)
+        outcome = Outcome.INTERNAL_ERROR
+        failure = ToolError(f"{spec.name} failed unexpectedly ({type(exc).__name__}); the error was logged")
+    if record is not None:
+        record.outcome, record.error_class = outcome, type(exc).__name__
+    return failure
 
 
 def _instrument(fn: F, spec: ToolSpec) -> F:
@@ -133,34 +126,27 @@ def _instrument(fn: F, spec: ToolSpec) -> F:
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            with _tool_errors(spec):
+            try:
                 return await fn(*args, **kwargs)
+            except Exception as exc:
+                failure = _tool_failure(spec, exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
 
         return run_async  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def run_sync(*args: Any, **kwargs: Any) -> Any:
-        with _tool_errors(spec):
+        try:
             return fn(*args, **kwargs)
+        except Exception as exc:
+            failure = _tool_failure(spec, exc)
+            if failure is exc:
+                raise
+            raise failure from exc
 
     return run_sync  # type: ignore[return-value]
-
-
-class ArgumentLimit:
-    """Refuses a ``tools/call`` whose arguments' canonical JSON is longer than ``max_bytes``."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self._max = max_bytes
-
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.method == "tools/call" and ctx.params:
-            size = len(arguments_json(ctx))
-            if size > self._max:
-                record = current_call.get()
-                if record is not None:
-                    record.outcome, record.error_class = Outcome.INVALID_INPUT, "ArgumentsTooLarge"
-                return error_result(f"arguments are {size} bytes; the limit is {self._max}")
-        return await call_next(ctx)
 
 
 def default_identity(
@@ -233,18 +219,19 @@ class FleetServer:
             version=info.version,
             log_level=settings.log_level,
             middleware=[
-                IdentityMiddleware(identity),
-                TelemetryMiddleware(
-                    server=info.name,
-                    team=info.owner_team,
+                CallGate(
+                    identity=identity,
                     specs=self._specs,
-                    metrics=self.metrics,
-                    sink=self._submit,
-                    pseudonym_key=self._pseudonym_key,
-                ),
-                AuthorizationMiddleware(self._specs, access, self.audit),
-                ArgumentLimit(settings.http.max_argument_bytes),
-                self.approvals.middleware(self._specs),
+                    authorizer=Authorizer(self._specs, access, self.audit),
+                    telemetry=CallTelemetry(
+                        server=info.name,
+                        team=info.owner_team,
+                        metrics=self.metrics,
+                        sink=self._submit,
+                        pseudonym_key=self._pseudonym_key,
+                    ),
+                    max_argument_bytes=settings.http.max_argument_bytes,
+                )
             ],
             # approvals hook: sealing keys shared by every replica (after the identity check above)
             request_state_security=request_state_security(settings),

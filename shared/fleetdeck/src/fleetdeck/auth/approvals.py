@@ -21,7 +21,7 @@ arguments, another caller, or an expired approval changes no row, so it is refus
 row. On 2026-07-28 the server answers *input required* and the client retries with the answer and
 the echoed ``requestState``; every resolver re-runs on the retry, and the SDK accepts the answer
 only if the question renders byte-for-byte as it did when it was asked. So the retry must find the
-*same* pending row: :class:`ApprovalStateMiddleware` (inside the SDK's sealing boundary) wraps the
+*same* pending row: :func:`carry_state` (inside the SDK's sealing boundary) wraps the
 SDK's request state as ``{"fleetdeck.approval": <id>, "s": <sdk state>}`` on the way out and unwraps
 it on the way in; the boundary seals it with AES-GCM under the shared sealing keys and binds it to
 the tool, its arguments and an expiry. The ticket resolver loads the row by that id, checks it is
@@ -64,7 +64,6 @@ if TYPE_CHECKING:  # the SDK is imported only when a server is built (keeps the 
     from mcp.server.mcpserver import Context
 
     from fleetdeck.settings import FleetdeckSettings
-    from fleetdeck.tool import ToolSpec
 
 logger = logging.getLogger(__name__)
 
@@ -129,33 +128,24 @@ def join_state(approval_id: str, state: str) -> str:
     return json.dumps({STATE_KEY: approval_id, "s": state}, separators=(",", ":"))
 
 
-class ApprovalStateMiddleware:
-    """Carries the pending approval id inside the sealed ``requestState`` of 2026-07-28 rounds.
+async def carry_state(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Run a destructive tool's call carrying its pending approval id inside the sealed ``requestState``.
 
-    Must run inside the SDK's request-state boundary (every user middleware does): it sees and
-    produces the plaintext the boundary verifies and seals.
+    The kit's :class:`~fleetdeck.gate.CallGate` runs it inside the SDK's request-state boundary (as
+    every middleware), so it sees and produces the plaintext the boundary verifies and seals.
     """
-
-    def __init__(self, specs: Mapping[str, ToolSpec]) -> None:
-        self._specs = specs
-
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        params = ctx.params
-        name = params.get("name") if ctx.method == "tools/call" and params else None
-        spec = self._specs.get(name) if isinstance(name, str) else None
-        if params is None or spec is None or not spec.destructive:  # only destructive tools ask for approval
-            return await call_next(ctx)
-        carrier = _Carrier()
-        state = params.get("requestState") if params else None
-        if params is not None and isinstance(state, str):
-            carrier.incoming, inner = split_state(state)
-            ctx = replace(ctx, params={**params, "requestState": inner})
-        token = _carrier.set(carrier)
-        try:
-            result = await call_next(ctx)
-        finally:
-            _carrier.reset(token)
-        return _attach(result, carrier.outgoing)
+    params = ctx.params
+    carrier = _Carrier()
+    state = params.get("requestState") if params else None
+    if params is not None and isinstance(state, str):
+        carrier.incoming, inner = split_state(state)
+        ctx = replace(ctx, params={**params, "requestState": inner})
+    token = _carrier.set(carrier)
+    try:
+        result = await call_next(ctx)
+    finally:
+        _carrier.reset(token)
+    return _attach(result, carrier.outgoing)
 
 
 def _attach(result: HandlerResult, approval_id: str | None) -> HandlerResult:
@@ -219,10 +209,6 @@ class ApprovalGuard:
         self.audit = audit
         self.store = store or ApprovalStore(settings.approvals.store_url or settings.telemetry_url())
 
-    def middleware(self, specs: Mapping[str, ToolSpec]) -> ApprovalStateMiddleware:
-        """The middleware that carries approval ids between rounds (install it on the server)."""
-        return ApprovalStateMiddleware(specs)
-
     # -- the question --------------------------------------------------------------------------------
 
     def message(self, row: PendingApproval, principal: Principal, arguments: Mapping[str, Any]) -> str:
@@ -269,7 +255,7 @@ class ApprovalGuard:
         carrier = _carrier.get()
         multi_round = _input_required_era(ctx.protocol_version)
         if multi_round and carrier is None:
-            raise ConfigError("approvals need ApprovalStateMiddleware on the server (2026-07-28 rounds)")
+            raise ConfigError("approvals need carry_state around the call (2026-07-28 rounds)")
         fields: dict[str, Any] = {"tool": tool, "principal": principal, "args_digest": args_digest}
         if principal.user is None:
             await self._refuse(

@@ -1,4 +1,4 @@
-"""Enforce the decision function on every ``tools/call`` and filter ``tools/list`` per caller."""
+"""Enforce the decision function on every ``tools/call``, audit it, and filter ``tools/list`` per caller."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from mcp_types.methods import is_input_required
 
 from fleetdeck.auth.audit import AuditEvent, AuditLog, argument_digest
 from fleetdeck.auth.policy import AccessPolicy, Decision, ToolFacts, decide
-from fleetdeck.auth.principal import Principal, current_principal
+from fleetdeck.auth.principal import Principal
 from fleetdeck.errors import Outcome, TelemetryError
-from fleetdeck.telemetry.middleware import arguments_json, current_call, is_error_result
+from fleetdeck.telemetry.middleware import CallRecord, arguments_json, is_error_result
 from fleetdeck.tool import ToolSpec
 
 logger = logging.getLogger(__name__)
+_DECISIONS_KEPT = 4_096
 
 
 def facts(spec: ToolSpec) -> ToolFacts:
@@ -31,82 +32,98 @@ def error_result(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
-def denied_result(decision: Decision) -> CallToolResult:
-    """The tool result a denied caller gets: which rule decided, and why."""
-    return error_result(f"access denied ({decision.rule}): {decision.reason}")
+class Authorizer:
+    """Applies the decision function to calls and to ``tools/list``, and audits every decision.
 
-
-class AuthorizationMiddleware:
-    """Denies calls the policy refuses (hidden tools included) and hides them from ``tools/list``.
-
-    With an :class:`AuditLog`, every decision is audited; for a tool that changes state the
-    ``decision_allowed`` record is written durably before the call proceeds (if it cannot be, the
-    call fails closed) and the outcome is audited after it.
+    For a tool that changes state the ``decision_allowed`` record is written durably before the call
+    proceeds (if it cannot be, the call fails closed) and the outcome is audited after it. The kit's
+    :class:`~fleetdeck.gate.CallGate` calls it; decisions are remembered per principal object and tool
+    (principals are immutable; the access policy and the tools are fixed for the server's life).
     """
 
-    def __init__(
-        self, specs: Mapping[str, ToolSpec], access: AccessPolicy, audit: AuditLog | None = None
-    ) -> None:
+    def __init__(self, specs: Mapping[str, ToolSpec], access: AccessPolicy, audit: AuditLog) -> None:
         self._specs = specs
         self._access = access
         self._audit = audit
+        self._decisions: dict[tuple[int, str], tuple[Principal, Decision]] = {}
 
-    def decide(self, principal: Principal, name: str) -> Decision | None:
-        """The decision for ``name``, or None for a tool this server does not have."""
-        spec = self._specs.get(name)
-        return decide(principal, facts(spec), self._access) if spec else None
+    def decide(self, principal: Principal, spec: ToolSpec) -> Decision:
+        """The decision for ``principal`` calling the registered tool ``spec``."""
+        key = (id(principal), spec.name)
+        known = self._decisions.get(key)
+        if known is not None and known[0] is principal:  # the same object, not a recycled id
+            return known[1]
+        decision = decide(principal, facts(spec), self._access)
+        if len(self._decisions) >= _DECISIONS_KEPT:
+            self._decisions.clear()
+        self._decisions[key] = (principal, decision)
+        return decision
 
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.method == "tools/call":
-            return await self._call(ctx, call_next)
-        if ctx.method == "tools/list":
-            return self._filter(await call_next(ctx))
-        return await call_next(ctx)
+    @staticmethod
+    def _fields(
+        ctx: ServerRequestContext[Any, Any], principal: Principal, spec: ToolSpec, call: CallRecord
+    ) -> dict[str, Any]:
+        digest = argument_digest(arguments_json(ctx, call))
+        return {"tool": spec.name, "principal": principal, "args_digest": digest}
 
-    async def _call(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        name = ctx.params.get("name") if ctx.params else None
-        principal = current_principal.get()
-        decision = self.decide(principal, name) if isinstance(name, str) else None
-        if decision is None or not isinstance(name, str):
-            return await call_next(ctx)  # unknown tools get the SDK's own answer
-        spec = self._specs[name]  # decide() answered, so the tool exists
-        mutating = not spec.read_only
-        fields = {
-            "tool": spec.name,
-            "principal": principal,
-            "rule": decision.rule,
-            "reason": decision.reason,
-            "args_digest": argument_digest(arguments_json(ctx)),
-        }
-        record = current_call.get()
-        if not decision.allowed:
-            if self._audit is not None:
-                self._audit.submit(AuditEvent.DECISION_DENIED, **fields)
-            if record is not None:
-                record.outcome, record.error_class = Outcome.DENIED, decision.rule
-            logger.info("denied %s: %s", name, decision.rule, extra={"reason": decision.reason})
-            return denied_result(decision)
-        if self._audit is None:
-            return await call_next(ctx)
-        if not mutating:
-            self._audit.submit(AuditEvent.DECISION_ALLOWED, **fields)
-            return await call_next(ctx)
+    def deny(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        principal: Principal,
+        spec: ToolSpec,
+        decision: Decision,
+        call: CallRecord,
+    ) -> CallToolResult:
+        """Audit a denial and answer it: which rule decided, and why."""
+        fields = self._fields(ctx, principal, spec, call)
+        self._audit.submit(
+            AuditEvent.DECISION_DENIED, rule=decision.rule, reason=decision.reason, call=call, **fields
+        )
+        call.outcome, call.error_class = Outcome.DENIED, decision.rule
+        logger.info("denied %s: %s", spec.name, decision.rule, extra={"reason": decision.reason})
+        return error_result(f"access denied ({decision.rule}): {decision.reason}")
+
+    async def admit(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        principal: Principal,
+        spec: ToolSpec,
+        decision: Decision,
+        call: CallRecord,
+    ) -> CallToolResult | None:
+        """Audit an allowed call: None to proceed, or the refusal when a mutating call's record failed."""
+        fields = self._fields(ctx, principal, spec, call)
+        if spec.read_only:
+            self._audit.submit(
+                AuditEvent.DECISION_ALLOWED, rule=decision.rule, reason=decision.reason, call=call, **fields
+            )
+            return None
         try:
-            await self._audit.arecord(AuditEvent.DECISION_ALLOWED, required=True, **fields)
+            await self._audit.arecord(
+                AuditEvent.DECISION_ALLOWED,
+                required=True,
+                rule=decision.rule,
+                reason=decision.reason,
+                call=call,
+                **fields,
+            )
         except TelemetryError:
-            if record is not None:
-                record.outcome, record.error_class = Outcome.INTERNAL_ERROR, "AuditUnavailable"
+            call.outcome, call.error_class = Outcome.INTERNAL_ERROR, "AuditUnavailable"
             return error_result(
                 f"{spec.name} changes state and its audit record could not be written; nothing was changed"
             )
-        return await self._audited(ctx, call_next, fields)
+        return None
 
-    async def _audited(
-        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, fields: dict[str, Any]
+    async def audited(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        call_next: CallNext,
+        principal: Principal,
+        spec: ToolSpec,
+        call: CallRecord,
     ) -> HandlerResult:
         """Run a state-changing call and audit how it ended (never changes the result)."""
-        assert self._audit is not None
-        fields = {key: value for key, value in fields.items() if key not in ("rule", "reason")}
+        fields = self._fields(ctx, principal, spec, call)
         try:
             result = await call_next(ctx)
         except MCPError as exc:
@@ -120,22 +137,18 @@ class AuthorizationMiddleware:
             raise
         if is_input_required(result):
             return result  # a question for the human, not an outcome (the approval steps are audited)
-        record = current_call.get()
-        outcome = (record.outcome if record is not None else None) or (
-            Outcome.INVALID_INPUT if is_error_result(result) else Outcome.OK
-        )
-        error_class = record.error_class if record is not None else None
+        outcome = call.outcome or (Outcome.INVALID_INPUT if is_error_result(result) else Outcome.OK)
         await self._audit.arecord(
-            AuditEvent.OUTCOME, required=False, outcome=outcome.value, reason=error_class, **fields
+            AuditEvent.OUTCOME, required=False, outcome=outcome.value, reason=call.error_class, **fields
         )
         return result
 
-    def _filter(self, result: HandlerResult) -> HandlerResult:
-        principal = current_principal.get()
+    def visible_tools(self, principal: Principal, result: HandlerResult) -> HandlerResult:
+        """A ``tools/list`` result holding only the tools ``principal`` may call."""
 
         def visible(name: Any) -> bool:
-            decision = self.decide(principal, name) if isinstance(name, str) else None
-            return decision is not None and decision.allowed
+            spec = self._specs.get(name) if isinstance(name, str) else None
+            return spec is not None and self.decide(principal, spec).allowed
 
         if isinstance(result, ListToolsResult):
             return result.model_copy(update={"tools": [t for t in result.tools if visible(t.name)]})

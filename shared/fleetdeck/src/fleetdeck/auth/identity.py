@@ -1,4 +1,4 @@
-"""Resolve the :class:`Principal` of each request, and the middleware that makes it current.
+"""Resolve the :class:`Principal` of each request (:class:`~fleetdeck.gate.CallGate` makes it current).
 
 A resolver turns one inbound request into a principal. The kit picks one from settings: verified
 tokens and workload identities over HTTP, or — only in development, on loopback or stdio — the
@@ -11,19 +11,16 @@ import getpass
 from typing import Any, Protocol
 
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_REQUEST
+from mcp.server.context import ServerRequestContext
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from starlette.requests import Request
 
-from fleetdeck.auth.jwt import AuthenticationError, JwtVerifier, UserAuthSettings
-from fleetdeck.auth.principal import Principal, User, current_principal
+from fleetdeck.auth.jwt import JwtVerifier, UserAuthSettings
+from fleetdeck.auth.principal import ANONYMOUS, Principal, User
 from fleetdeck.auth.svid_keys import JwtSvidJwks
 from fleetdeck.auth.workload import (
     JwtSvidKeySource,
-    WorkloadAuthError,
     WorkloadSettings,
     peer_certificate_from_scope,
     resolve_workload,
@@ -60,24 +57,6 @@ def local_developer(settings: DevelopmentIdentitySettings) -> StaticIdentity:
     return StaticIdentity(Principal(user=user))
 
 
-class IdentityMiddleware:
-    """Resolves the principal once per request and makes it current for everything inside."""
-
-    def __init__(self, resolve: IdentityResolver) -> None:
-        self._resolve = resolve
-
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        try:
-            principal = self._resolve(ctx)
-        except (WorkloadAuthError, AuthenticationError) as exc:  # a bad proof never degrades to less
-            raise MCPError(INVALID_REQUEST, f"identity refused: {exc}") from exc
-        token = current_principal.set(principal)
-        try:
-            return await call_next(ctx)
-        finally:
-            current_principal.reset(token)
-
-
 class IdentitySettings(PackageSettings):
     """Whom a server trusts: users (``FLEETDECK_AUTH__*``) and workloads (``FLEETDECK_WORKLOAD__*``).
 
@@ -111,18 +90,20 @@ class HttpIdentity:
 
     def __call__(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
         token = get_access_token()  # set by the SDK's bearer middleware after JwtVerifier accepted it
-        user = self._verifier.user_of(token) if token else None
+        verified = self._verifier.verified_of(token) if token else None
         request = ctx.request
-        if not isinstance(request, Request):
-            return Principal(user=user)
-        workload = resolve_workload(
-            request.scope.get("headers", ()),
-            request.client.host if request.client else None,
-            peer_certificate_from_scope(request.scope),
-            self._settings.workload,
-            self._keys,
-        )
-        if workload is None:
-            return Principal(user=user)
-        surface = request.headers.get(self._settings.surface_header)
-        return Principal(user=user, workload=workload.as_principal_workload(), surface=surface)
+        if isinstance(request, Request):
+            scope = request.scope
+            client = scope.get("client")
+            workload = resolve_workload(
+                scope.get("headers", ()),
+                client[0] if client else None,
+                peer_certificate_from_scope(scope),
+                self._settings.workload,
+                self._keys,
+            )
+            if workload is not None:
+                surface = request.headers.get(self._settings.surface_header)
+                user = verified.to_user() if verified else None
+                return Principal(user=user, workload=workload.as_principal_workload(), surface=surface)
+        return verified.to_principal() if verified else ANONYMOUS  # shared by the calls of one token

@@ -49,7 +49,7 @@ from fleetdeck.auth.jwks import (
     base64url_decode,
     strict_json,
 )
-from fleetdeck.auth.principal import User
+from fleetdeck.auth.principal import Principal, User
 from fleetdeck.auth.signature import InvalidSignature, verify_signature
 from fleetdeck.errors import ConfigError, FleetdeckError, Outcome
 from fleetdeck.settings import is_loopback_host
@@ -194,6 +194,7 @@ class VerifiedUser:
     expires_at: int
     audience: str
     _user: User | None = field(default=None, init=False, repr=False)
+    _principal: Principal | None = field(default=None, init=False, repr=False)
     _access_token: AccessToken | None = field(default=None, init=False, repr=False)
 
     def to_user(self) -> User:
@@ -208,6 +209,12 @@ class VerifiedUser:
                 roles=frozenset(self.roles),
             )
         return self._user
+
+    def to_principal(self) -> Principal:
+        """The principal of a request proven by this token alone (built once, then shared)."""
+        if self._principal is None:
+            self._principal = Principal(user=self.to_user())
+        return self._principal
 
     def access_token(self, token: str) -> AccessToken:
         """The SDK's view of this verification of ``token`` (``resource`` = the audience that matched).
@@ -320,11 +327,10 @@ class JwtVerifier(TokenVerifier):
                 self._verified.popitem(last=False)
         return user
 
-    def user_of(self, token: AccessToken) -> User:
-        """The principal's user for a token this verifier accepted (shared with its cached verification)."""
+    def verified_of(self, token: AccessToken) -> VerifiedUser:
+        """The verification behind a token this verifier accepted (the cached one when it is cached)."""
         known = self._verified.get(token.token)
-        verified = known[1] if known is not None else self.user_from_claims(token.claims or {})
-        return verified.to_user()
+        return known[1] if known is not None else self.user_from_claims(token.claims or {})
 
     def forget_verified(self) -> None:
         """Drop every cached verification (e.g. after revoking a key): each token is checked afresh."""

@@ -33,9 +33,12 @@ def _as_dict(tool: ToolLike) -> dict[str, Any]:
     return dict(tool) if isinstance(tool, Mapping) else tool.canonical()
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """Canonical JSON text: sorted keys, no whitespace, ASCII escapes, no NaN or infinity."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 def surface_digest(tools: Iterable[ToolLike]) -> str:
