@@ -143,7 +143,8 @@ class AuditLog:
         self._created = False
         self._lock = threading.Lock()
         self._pending: deque[AuditRecord] = deque()
-        self._wake = threading.Condition()
+        self._queue_lock = threading.Lock()  # not reentrant: submit takes it without the Condition's layer
+        self._wake = threading.Condition(self._queue_lock)
         self._thread: threading.Thread | None = None
         self._closing = False
         self._flushing = 0
@@ -182,7 +183,7 @@ class AuditLog:
             ts=time.time(),
             server=self.server,
             tool=tool[:128],
-            event=event.value,
+            event=event._value_,  # the value without Enum's descriptor (a call per record)
             rule=rule[:64] if rule else rule,
             reason=reason[:_REASON_MAX] if reason else reason,
             user_subject=user.subject if user else None,
@@ -247,7 +248,7 @@ class AuditLog:
     def submit(self, event: AuditEvent, **fields: Any) -> AuditRecord:
         """Queue a record that gates nothing; the background thread commits it (never blocks)."""
         record = self.build(event, **fields)
-        with self._wake:
+        with self._queue_lock:
             if self._closing or len(self._pending) >= _QUEUE_MAX:
                 self._lost([record], "the audit queue is full or closed")
                 return record

@@ -73,6 +73,7 @@ def is_error_result(result: HandlerResult) -> bool:
 
 
 def current_trace_id() -> str | None:
+    """The current span's trace id (32 hex digits), or None outside a recorded trace."""
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else None
 

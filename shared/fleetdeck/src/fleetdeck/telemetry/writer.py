@@ -58,7 +58,8 @@ class EventWriter:
         self.flush_interval_s = flush_interval_s
         self.retry_interval_s = retry_interval_s
         self._queue: deque[InvocationEvent] = deque()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # not reentrant: submit takes it without the Condition's Python layer
+        self._cond = threading.Condition(self._lock)
         self._accepted = 0  # events queued, ever
         self._settled = 0  # events written, spooled or dropped by the thread, ever
         self._flush_waiters = 0
@@ -90,7 +91,7 @@ class EventWriter:
 
     def submit(self, event: InvocationEvent) -> None:
         """Queue ``event`` for the store; drops and counts it when the queue is full or closed."""
-        with self._cond:
+        with self._lock:
             if self._closing:
                 reason = "closed"
             elif len(self._queue) >= self.queue_size:
