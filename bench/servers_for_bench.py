@@ -9,8 +9,9 @@ race for a free port). Every variant serves the same trivial async tool ``echo(t
 
 - ``bare``: a plain ``mcp.server.MCPServer`` with the SDK's defaults for a loopback host.
 - ``kit``: the tool through :class:`fleetdeck.server.FleetServer` with default settings in
-  ``DATA_DIR``: telemetry middleware, argument limit, tool wrapper and the background writer
-  recording every call into ``DATA_DIR/telemetry.db`` (SQLite).
+  ``DATA_DIR``: the call gate (identity, access decision, audit, argument limit, telemetry), the
+  tool wrapper and the background writers recording every call and every decision into
+  ``DATA_DIR/telemetry.db`` (SQLite).
 - ``kit-auth``: ``kit`` with the user layer on: ``FLEETDECK_AUTH__ISSUER`` / ``JWKS_URL`` in its
   environment (set by ``bench_kit.py``), so every request's bearer JWT is verified.
 - ``kit-otel``: ``kit`` plus the OpenTelemetry SDK providers that ``fleetdeck serve`` installs

@@ -17,6 +17,7 @@ from fleetdeck.errors import InvalidInputError, TelemetryError
 from fleetdeck.manifest.digest import canonical_json
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
+from fleetdeck.telemetry.store import EventStore
 from fleetdeck_testkit.servers import DEMO_INFO
 
 ALICE = User("alice", "https://idp.example", "bearer-jwt", groups=frozenset({"ads"}))
@@ -93,6 +94,23 @@ async def audit_a_session(server: FleetServer, mode: Any) -> None:
     )
     assert records[1].args_digest == argument_digest(canonical_json({"job": "nightly"}))
     assert records[4].reason == "InvalidInputError"
+
+
+async def test_each_decision_record_joins_its_invocation_event_by_id(tmp_path: Path) -> None:
+    server = make_server(tmp_path, Principal(user=ALICE, workload=CHAT))
+    async with server.running(), Client(server.mcp) as client:
+        await client.call_tool("list_jobs", {})
+        await client.call_tool("restart_job", {"job": "nightly"})
+        await client.call_tool("close_books", {})
+    events = {event.event_id: event for event in EventStore(server.settings.telemetry_url()).events()}
+    decisions = [r for r in server.audit.events() if r.event != "outcome"]
+    assert [(events[r.id].tool, events[r.id].outcome.value, r.event) for r in decisions] == [
+        ("list_jobs", "ok", "decision_allowed"),
+        ("restart_job", "ok", "decision_allowed"),
+        ("close_books", "denied", "decision_denied"),
+    ]
+    (outcome,) = [r for r in server.audit.events() if r.event == "outcome"]
+    assert outcome.id not in events  # the outcome record has its own id
 
 
 async def test_a_broken_audit_store_fails_mutating_calls_closed_and_lets_reads_through(
