@@ -80,41 +80,36 @@ class CallGate:
         params = ctx.params
         name = params.get("name") if params else None
         spec = self._specs.get(name) if isinstance(name, str) else None
-        call = CallRecord(new_event_id(), current_trace_id())
+        call = CallRecord(new_event_id(), current_trace_id(), principal)
         token = current_call.set(call)
         started = time.perf_counter()
         try:
             if spec is None:  # not a tool of this server: the SDK's own answer, recorded as unknown
                 result = await call_next(ctx)
             else:
-                result = await self._checked(ctx, call_next, principal, spec, call)
+                result = await self._checked(ctx, call_next, spec, call)
         except anyio.get_cancelled_exc_class():
-            self._telemetry.emit(ctx, principal, spec, call, Outcome.CANCELLED, time.perf_counter() - started)
+            self._telemetry.emit(ctx, spec, call, Outcome.CANCELLED, time.perf_counter() - started)
             raise
         except BaseException as exc:
             call.error_class = type(exc).__name__
             outcome = call.outcome or Outcome.INTERNAL_ERROR
-            self._telemetry.emit(ctx, principal, spec, call, outcome, time.perf_counter() - started)
+            self._telemetry.emit(ctx, spec, call, outcome, time.perf_counter() - started)
             raise
         finally:
             current_call.reset(token)
         outcome = call.outcome or (Outcome.INVALID_INPUT if is_error_result(result) else Outcome.OK)
-        self._telemetry.emit(ctx, principal, spec, call, outcome, time.perf_counter() - started)
+        self._telemetry.emit(ctx, spec, call, outcome, time.perf_counter() - started)
         return result
 
     async def _checked(
-        self,
-        ctx: ServerRequestContext[Any, Any],
-        call_next: CallNext,
-        principal: Principal,
-        spec: ToolSpec,
-        call: CallRecord,
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, spec: ToolSpec, call: CallRecord
     ) -> HandlerResult:
         authorizer = self._authorizer
-        decision = authorizer.decide(principal, spec)
+        decision = authorizer.decide(call.principal, spec)
         if not decision.allowed:
-            return authorizer.deny(ctx, principal, spec, decision, call)
-        refusal = await authorizer.admit(ctx, principal, spec, decision, call)
+            return authorizer.deny(ctx, spec, decision, call)
+        refusal = await authorizer.admit(ctx, spec, decision, call)
         if refusal is not None:
             return refusal
         size = len(arguments_json(ctx, call))
@@ -124,5 +119,5 @@ class CallGate:
         if spec.read_only:
             return await call_next(ctx)
         if spec.destructive:
-            return await authorizer.audited(ctx, lambda c: carry_state(c, call_next), principal, spec, call)
-        return await authorizer.audited(ctx, call_next, principal, spec, call)
+            return await authorizer.audited(ctx, lambda c: carry_state(c, call_next), spec, call)
+        return await authorizer.audited(ctx, call_next, spec, call)

@@ -60,53 +60,36 @@ class Authorizer:
         return decision
 
     @staticmethod
-    def _fields(
-        ctx: ServerRequestContext[Any, Any], principal: Principal, spec: ToolSpec, call: CallRecord
-    ) -> dict[str, Any]:
+    def _fields(ctx: ServerRequestContext[Any, Any], spec: ToolSpec, call: CallRecord) -> dict[str, Any]:
         digest = argument_digest(arguments_json(ctx, call))
-        return {"tool": spec.name, "principal": principal, "args_digest": digest}
+        return {"tool": spec.name, "principal": call.principal, "args_digest": digest}
+
+    def _decision_fields(
+        self, ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
+    ) -> dict[str, Any]:
+        """A decision's audit record: it carries the call's event id and trace id (``call``)."""
+        decided = {"rule": decision.rule, "reason": decision.reason, "call": call}
+        return self._fields(ctx, spec, call) | decided
 
     def deny(
-        self,
-        ctx: ServerRequestContext[Any, Any],
-        principal: Principal,
-        spec: ToolSpec,
-        decision: Decision,
-        call: CallRecord,
+        self, ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
     ) -> CallToolResult:
         """Audit a denial and answer it: which rule decided, and why."""
-        fields = self._fields(ctx, principal, spec, call)
-        self._audit.submit(
-            AuditEvent.DECISION_DENIED, rule=decision.rule, reason=decision.reason, call=call, **fields
-        )
+        self._audit.submit(AuditEvent.DECISION_DENIED, **self._decision_fields(ctx, spec, decision, call))
         call.outcome, call.error_class = Outcome.DENIED, decision.rule
         logger.info("denied %s: %s", spec.name, decision.rule, extra={"reason": decision.reason})
         return error_result(f"access denied ({decision.rule}): {decision.reason}")
 
     async def admit(
-        self,
-        ctx: ServerRequestContext[Any, Any],
-        principal: Principal,
-        spec: ToolSpec,
-        decision: Decision,
-        call: CallRecord,
+        self, ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
     ) -> CallToolResult | None:
         """Audit an allowed call: None to proceed, or the refusal when a mutating call's record failed."""
-        fields = self._fields(ctx, principal, spec, call)
+        fields = self._decision_fields(ctx, spec, decision, call)
         if spec.read_only:
-            self._audit.submit(
-                AuditEvent.DECISION_ALLOWED, rule=decision.rule, reason=decision.reason, call=call, **fields
-            )
+            self._audit.submit(AuditEvent.DECISION_ALLOWED, **fields)
             return None
         try:
-            await self._audit.arecord(
-                AuditEvent.DECISION_ALLOWED,
-                required=True,
-                rule=decision.rule,
-                reason=decision.reason,
-                call=call,
-                **fields,
-            )
+            await self._audit.arecord(AuditEvent.DECISION_ALLOWED, required=True, **fields)
         except TelemetryError:
             call.outcome, call.error_class = Outcome.INTERNAL_ERROR, "AuditUnavailable"
             return error_result(
@@ -115,15 +98,10 @@ class Authorizer:
         return None
 
     async def audited(
-        self,
-        ctx: ServerRequestContext[Any, Any],
-        call_next: CallNext,
-        principal: Principal,
-        spec: ToolSpec,
-        call: CallRecord,
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, spec: ToolSpec, call: CallRecord
     ) -> HandlerResult:
         """Run a state-changing call and audit how it ended (never changes the result)."""
-        fields = self._fields(ctx, principal, spec, call)
+        fields = self._fields(ctx, spec, call)
         try:
             result = await call_next(ctx)
         except MCPError as exc:

@@ -39,6 +39,7 @@ class CallRecord:
 
     event_id: str
     trace_id: str | None
+    principal: Principal
     outcome: Outcome | None = None
     error_class: str | None = None
     arguments_json: str | None = None
@@ -117,7 +118,6 @@ class CallTelemetry:
     def emit(
         self,
         ctx: ServerRequestContext[Any, Any],
-        principal: Principal,
         spec: ToolSpec | None,
         call: CallRecord,
         outcome: Outcome,
@@ -125,7 +125,7 @@ class CallTelemetry:
     ) -> None:
         """Record one finished call; ``spec`` is None for a tool this server does not have."""
         tool = spec.name if spec else UNKNOWN_TOOL  # caller-supplied names never become labels
-        user, workload = principal.user, principal.workload
+        user, workload = call.principal.user, call.principal.workload
         event = InvocationEvent(
             server=self._server,
             tool=tool,
