@@ -22,6 +22,11 @@ A third server, ``kit-auth``, is the kit with the user layer on: it trusts a JWK
 process, and its client sends a bearer JWT on every request (target #3: at least 85 % of bare's
 calls/s with auth, policy and telemetry on).
 
+Last, function calls are counted rather than timed: a fresh bare, kit and kit-auth server each make
+``--count-calls`` 2026-07-28 calls under ``cProfile`` (event-loop thread only), and the Python frames
+and built-in calls per call are reported with the kit's excess over bare. Counts hardly move with the
+VM's speed, so they show a change to the kit's per-call path that timing here cannot resolve.
+
 The kit records real telemetry (default settings, SQLite in a temp data dir). After the run the
 servers are stopped with SIGTERM (the kit flushes its writer on shutdown) and every kit server's
 ``telemetry.db`` must hold exactly the number of calls it was sent, all ``ok``.
@@ -37,6 +42,7 @@ import contextlib
 import json
 import os
 import platform
+import pstats
 import signal
 import socket
 import sqlite3
@@ -138,7 +144,12 @@ class Samples:
 
 
 def start_server(
-    variant: str, stateless: bool, workdir: Path, log_level: str, issuer: TestIssuer
+    variant: str,
+    stateless: bool,
+    workdir: Path,
+    log_level: str,
+    issuer: TestIssuer,
+    profile: Path | None = None,
 ) -> ServerProcess:
     """Bind a free loopback port here and hand the socket to a fresh server process.
 
@@ -148,7 +159,7 @@ def start_server(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))
     port = sock.getsockname()[1]
-    name = f"{variant}{'-stateless' if stateless else ''}"
+    name = f"{variant}{'-stateless' if stateless else ''}{'-profiled' if profile else ''}"
     data_dir = workdir / name
     data_dir.mkdir()
     log_path = workdir / f"{name}.log"
@@ -157,6 +168,7 @@ def start_server(
         env |= {"FLEETDECK_AUTH__ISSUER": issuer.issuer, "FLEETDECK_AUTH__JWKS_URL": issuer.jwks_url}
     command = [sys.executable, str(SERVER_SCRIPT), variant, str(sock.fileno()), str(data_dir)]
     command += ["--log-level", log_level] + (["--stateless"] if stateless else [])
+    command += ["--profile", str(profile)] if profile else []
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()], env=env, cwd=HERE.parent
@@ -383,6 +395,53 @@ def machine_speed_ms() -> float:
     return best * 1000.0
 
 
+async def count_calls(args: argparse.Namespace, workdir: Path, issuer: TestIssuer) -> dict[str, Any]:
+    """Function calls per ``tools/call`` on each server's event-loop thread, counted by ``cProfile``.
+
+    Timing on this VM swings by tens of percent; counting does not. Each variant gets a fresh
+    server (2026-07-28 era); after ``--warmup`` calls it is told to profile (SIGUSR1) for
+    ``--count-calls`` calls and to write its statistics (SIGUSR2). Python frames are the expensive
+    kind; built-in calls (``dict.get``, ``len``…) are cheap.
+    """
+    counts: dict[str, Any] = {}
+    for variant in ("bare", "kit", "kit-auth"):
+        stats_path = workdir / f"{variant}.pstats"
+        server = start_server(variant, False, workdir, args.server_log_level, issuer, profile=stats_path)
+        try:
+            await wait_ready(server, "auto")
+            async with sessions([server], "auto") as (client,):
+                await call_many(client, server, args.warmup, None)
+                server.proc.send_signal(signal.SIGUSR1)
+                await call_many(client, server, args.count_calls, None)
+                server.proc.send_signal(signal.SIGUSR2)
+                deadline = time.monotonic() + READY_DEADLINE_S
+                while not stats_path.exists() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)  # poll for the file the server writes on SIGUSR2
+            await asyncio.sleep(0.5)  # let the server finish writing the file it just created
+        finally:
+            stop_server(server)
+        stats = pstats.Stats(str(stats_path)).stats  # type: ignore[attr-defined]
+        python = sum(calls for (path, _, _), (_, calls, *_) in stats.items() if path != "~")
+        builtin = sum(calls for (path, _, _), (_, calls, *_) in stats.items() if path == "~")
+        counts[variant] = {
+            "python_frames_per_call": python / args.count_calls,
+            "builtin_calls_per_call": builtin / args.count_calls,
+        }
+    print(f"\nfunction calls per tools/call on the event-loop thread (cProfile, {args.count_calls} calls):")
+    bare = counts["bare"]
+    for variant, count in counts.items():
+        extra = ""
+        if variant != "bare":
+            frames = count["python_frames_per_call"] - bare["python_frames_per_call"]
+            builtins = count["builtin_calls_per_call"] - bare["builtin_calls_per_call"]
+            extra = f"  ({frames:+.0f} frames, {builtins:+.0f} built-in calls over bare)"
+        print(
+            f"  {variant:<9} {count['python_frames_per_call']:7.0f} Python frames"
+            f" {count['builtin_calls_per_call']:7.0f} built-in calls{extra}"
+        )
+    return counts
+
+
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = set(configs) - set(CONFIGS)
@@ -394,6 +453,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     report: list[dict[str, Any]] = []
     speed_before = machine_speed_ms()  # before any server starts (their imports would load the CPU)
     print(f"machine speed probe: {speed_before:.1f} ms (lower is faster)", flush=True)
+    calls_counted: dict[str, Any] | None = None
     jwks = JwksServer()
     jwks.__enter__()
     issuer = TestIssuer(jwks)
@@ -409,6 +469,9 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print(f"{len(started)} servers ready in {time.monotonic() - t0:.1f} s", flush=True)
         for name in configs:
             report.append(await run_config(name, pools[CONFIGS[name][1]], args))
+        for server in started:  # stopped before counting, so that they hold no CPU meanwhile
+            stop_server(server)
+        calls_counted = await count_calls(args, workdir, issuer) if args.count_calls else None
     finally:
         for server in started:
             stop_server(server)
@@ -432,6 +495,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "targets": {"calls_per_s_ratio_min": TARGET_CALLS_RATIO, "p50_delta_ms_max": TARGET_P50_DELTA_MS},
         },
         "configs": report,
+        "function_calls": calls_counted,
         "telemetry": telemetry,
     }
 
@@ -447,11 +511,14 @@ def main() -> None:
     parser.add_argument(
         "--otel", action="store_true", help="also measure the kit with the OTel SDK installed"
     )
+    parser.add_argument(
+        "--count-calls", type=int, default=500, help="calls profiled per server for the call counts (0: none)"
+    )
     parser.add_argument("--server-log-level", default="warning", help="uvicorn log level in the servers")
     parser.add_argument("--json-out", type=Path, help="write the full results as JSON here")
     args = parser.parse_args()
-    if args.calls < 1 or args.rounds < 1 or args.warmup < 0:
-        parser.error("--calls and --rounds must be >= 1, --warmup >= 0")
+    if args.calls < 1 or args.rounds < 1 or args.warmup < 0 or args.count_calls < 0:
+        parser.error("--calls and --rounds must be >= 1, --warmup and --count-calls >= 0")
 
     with tempfile.TemporaryDirectory(prefix="fleetdeck-bench-") as tmp:
         result = asyncio.run(bench(args, Path(tmp)))

@@ -17,6 +17,9 @@ race for a free port). Every variant serves the same trivial async tool ``echo(t
 - ``kit-otel``: ``kit`` plus the OpenTelemetry SDK providers that ``fleetdeck serve`` installs
   (``configure_observability``; no exporter, as with no ``otlp_endpoint``).
 
+``--profile PATH``: SIGUSR1 starts ``cProfile`` on the event loop's thread, SIGUSR2 stops it and
+writes the statistics to ``PATH`` (``bench_kit.py`` counts the function calls per tool call with it).
+
 The kit's ``serve_http`` is not used because it binds by port and runs uvicorn at the settings'
 log level (access log on at INFO); both servers here get the identical uvicorn configuration so
 the comparison isolates the kit itself.
@@ -25,8 +28,11 @@ the comparison isolates the kit itself.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import signal
 import socket
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -89,6 +95,21 @@ def build_kit(data_dir: Path, port: int, stateless: bool, otel: bool) -> Starlet
     return server.http_app()
 
 
+def profile_on_signals(path: Path) -> None:
+    """SIGUSR1: start profiling this (the event loop's) thread; SIGUSR2: stop and write ``path``."""
+    profiler = cProfile.Profile()
+
+    def start(signum: int, frame: FrameType | None) -> None:
+        profiler.enable()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -98,7 +119,10 @@ def main() -> None:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--stateless", action="store_true", help="stateless_http=True (legacy era only)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (access log stays off)")
+    parser.add_argument("--profile", type=Path, help="profile between SIGUSR1 and SIGUSR2, write stats here")
     args = parser.parse_args()
+    if args.profile:
+        profile_on_signals(args.profile)
 
     sock = socket.socket(fileno=args.fd)
     port = sock.getsockname()[1]
