@@ -19,7 +19,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -103,21 +103,23 @@ def settle_heap() -> None:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _tool_failure(spec: ToolSpec, exc: Exception) -> Exception:
-    """What the caller gets for an exception from a tool body (a safe tool error); notes the outcome."""
+def _raise_tool_failure(spec: ToolSpec, exc: Exception) -> NoReturn:
+    """Raise what the caller gets for an exception from a tool body (a safe tool error); notes the outcome."""
     record = current_call.get()
-    failure: Exception
+    failure: Exception | None = None  # None: the exception is already a tool error and goes as it is
     if isinstance(exc, FleetdeckError):
         outcome, failure = exc.outcome, ToolError(str(exc))
     elif isinstance(exc, ToolError | MCPError):
-        outcome, failure = Outcome.TOOL_ERROR, exc
+        outcome = Outcome.TOOL_ERROR
     else:  # the one place a tool crash becomes a safe message
         logger.error("tool %s failed unexpectedly", spec.name, exc_info=exc)
         outcome = Outcome.INTERNAL_ERROR
         failure = ToolError(f"{spec.name} failed unexpectedly ({type(exc).__name__}); the error was logged")
     if record is not None:
         record.outcome, record.error_class = outcome, type(exc).__name__
-    return failure
+    if failure is None:
+        raise exc
+    raise failure from exc
 
 
 def _instrument(fn: F, spec: ToolSpec) -> F:
@@ -128,11 +130,8 @@ def _instrument(fn: F, spec: ToolSpec) -> F:
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             try:
                 return await fn(*args, **kwargs)
-            except Exception as exc:
-                failure = _tool_failure(spec, exc)
-                if failure is exc:
-                    raise
-                raise failure from exc
+            except Exception as exc:  # noqa: BLE001 - always re-raised, mapped
+                _raise_tool_failure(spec, exc)
 
         return run_async  # type: ignore[return-value]
 
@@ -140,11 +139,8 @@ def _instrument(fn: F, spec: ToolSpec) -> F:
     def run_sync(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except Exception as exc:
-            failure = _tool_failure(spec, exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+        except Exception as exc:  # noqa: BLE001 - always re-raised, mapped
+            _raise_tool_failure(spec, exc)
 
     return run_sync  # type: ignore[return-value]
 

@@ -141,8 +141,9 @@ class CallTelemetry:
             trace_id=call.trace_id,
             event_id=call.event_id,
         )
-        self._metrics.tool_calls.observe(self._server, tool, outcome, duration)
-        attributes = {"mcp.server": self._server, "gen_ai.tool.name": tool, "fleetdeck.outcome": outcome}
+        label = outcome._value_  # the plain string (Enum's ``value`` descriptor costs a call per call)
+        self._metrics.tool_calls.observe(self._server, tool, label, duration)
+        attributes = {"mcp.server": self._server, "gen_ai.tool.name": tool, "fleetdeck.outcome": label}
         self._otel_calls.add(1, attributes)
         self._otel_duration.record(duration, attributes)
         self._sink(event)
