@@ -3,12 +3,12 @@
 Each server runs in its own process under uvicorn on a loopback port (so the client's CPU does not
 share a GIL with either server); this process is the one client. Per configuration it opens one
 SDK ``Client`` session per server over Streamable HTTP, warms every server up, then measures
-sequential ``tools/call echo`` in ``--rounds`` interleaved rounds of ``--calls`` calls each, the
-server order alternating every round (ABBA…), so machine noise lands on both sides equally.
-The verdict takes, per configuration, the median over the rounds of each round's side-by-side
-calls/s ratio and p50 difference: many short paired rounds, so that a burst of noise on this shared
-VM (rounds of one run swing by ±30 %) moves a few rounds, not the verdict. The pooled numbers are
-reported too.
+sequential ``tools/call echo`` in ``--rounds`` rounds of ``--calls`` calls per server, the servers
+taking turns call by call (order reversed every call: ABBA…), so every server meets the same
+moments of this VM, whose speed drifts within seconds (with one block of 250 calls per server
+after the other, the kit-minus-bare p50 of a round ranged from -1.9 to +1.9 ms). The verdict
+takes, per configuration, the median over the rounds of each round's side-by-side calls/s ratio
+and p50 difference; the pooled numbers are reported too.
 
 Configurations (``--configs``):
 
@@ -51,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -251,35 +251,48 @@ async def sessions(servers: list[ServerProcess], mode: str) -> AsyncIterator[lis
         yield clients
 
 
-async def call_many(client: Client, server: ServerProcess, calls: int, samples: Samples | None) -> None:
-    """``calls`` sequential ``echo`` calls; records each one's latency when ``samples`` is given."""
-    latencies = []
+async def call_many(client: Client, server: ServerProcess, calls: int) -> None:
+    """``calls`` sequential, unmeasured ``echo`` calls (warm-up and call counting)."""
+    for i in range(calls):
+        check(server, await client.call_tool("echo", {"text": f"hello {i}"}), f"hello {i}")
+    server.calls_sent += calls
+
+
+def check(server: ServerProcess, result: Any, text: str) -> None:
+    if result.is_error or result.structured_content != {"result": text}:
+        raise RuntimeError(f"{server.variant}: unexpected result {result!r}")
+
+
+async def run_round(
+    clients: list[Client], servers: list[ServerProcess], calls: int, samples: dict[str, Samples]
+) -> None:
+    """``calls`` measured calls to each server, interleaved call by call.
+
+    The servers take turns, their order reversed every call (ABBA…), so each meets the same moments
+    of this VM, whose speed drifts within seconds: a paired comparison, not two blocks apart.
+    """
     perf = time.perf_counter
-    cpu_before = cpu_seconds(server.proc.pid)
-    began = perf()
+    latencies: list[list[float]] = [[] for _ in servers]
+    cpu_before = [cpu_seconds(s.proc.pid) for s in servers]
+    forward = list(range(len(servers)))
+    backward = forward[::-1]
     for i in range(calls):
         text = f"hello {i}"
-        started = perf()
-        result = await client.call_tool("echo", {"text": text})
-        latencies.append(perf() - started)
-        if result.is_error or result.structured_content != {"result": text}:
-            raise RuntimeError(f"{server.variant}: unexpected result {result!r}")
-    elapsed = perf() - began
-    cpu = cpu_seconds(server.proc.pid) - cpu_before
-    server.calls_sent += calls
-    if samples is not None:
-        samples.latencies.extend(latencies)
-        samples.round_rates.append(calls / elapsed)
-        samples.round_p50s.append(statistics.median(latencies))
-        samples.busy_s += elapsed
-        samples.server_cpu_s += cpu
-
-
-def alternating(items: list[ServerProcess], rounds: int) -> Iterator[tuple[int, list[int]]]:
-    """Round r visits the servers forward when r is even, backwards when odd (ABBA…)."""
-    order = list(range(len(items)))
-    for r in range(rounds):
-        yield r, order if r % 2 == 0 else order[::-1]
+        for j in forward if i % 2 == 0 else backward:
+            started = perf()
+            result = await clients[j].call_tool("echo", {"text": text})
+            latencies[j].append(perf() - started)
+            check(servers[j], result, text)
+    for j, server in enumerate(servers):
+        cpu = cpu_seconds(server.proc.pid) - cpu_before[j]
+        server.calls_sent += calls
+        busy = sum(latencies[j])  # sequential calls: the time this server kept the client waiting
+        sample = samples[server.variant]
+        sample.latencies.extend(latencies[j])
+        sample.round_rates.append(calls / busy)
+        sample.round_p50s.append(statistics.median(latencies[j]))
+        sample.busy_s += busy
+        sample.server_cpu_s += cpu
 
 
 async def run_config(name: str, servers: list[ServerProcess], args: argparse.Namespace) -> dict[str, Any]:
@@ -288,13 +301,10 @@ async def run_config(name: str, servers: list[ServerProcess], args: argparse.Nam
     samples = {s.variant: Samples() for s in servers}
     async with sessions(servers, mode) as clients:
         for client, server in zip(clients, servers, strict=True):
-            await call_many(client, server, args.warmup, None)
-        for r, order in alternating(servers, args.rounds):
-            line = []
-            for i in order:
-                server = servers[i]
-                await call_many(clients[i], server, args.calls, samples[server.variant])
-                line.append(f"{server.variant} {samples[server.variant].round_rates[-1]:7.1f}/s")
+            await call_many(client, server, args.warmup)
+        for r in range(args.rounds):
+            await run_round(clients, servers, args.calls, samples)
+            line = [f"{s.variant} {samples[s.variant].round_rates[-1]:7.1f}/s" for s in servers]
             print(f"  round {r + 1}/{args.rounds}: " + "  ".join(line), flush=True)
     results = {variant: s.summary() for variant, s in samples.items()}
     bare = results["bare"]
@@ -410,9 +420,9 @@ async def count_calls(args: argparse.Namespace, workdir: Path, issuer: TestIssue
         try:
             await wait_ready(server, "auto")
             async with sessions([server], "auto") as (client,):
-                await call_many(client, server, args.warmup, None)
+                await call_many(client, server, args.warmup)
                 server.proc.send_signal(signal.SIGUSR1)
-                await call_many(client, server, args.count_calls, None)
+                await call_many(client, server, args.count_calls)
                 server.proc.send_signal(signal.SIGUSR2)
                 deadline = time.monotonic() + READY_DEADLINE_S
                 while not stats_path.exists() and time.monotonic() < deadline:

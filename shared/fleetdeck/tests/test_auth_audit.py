@@ -93,6 +93,8 @@ async def audit_a_session(server: FleetServer, mode: Any) -> None:
         "close_books needs a user with one of the roles: operator",
     )
     assert records[1].args_digest == argument_digest(canonical_json({"job": "nightly"}))
+    # queued records (a read's decision, a denial) get their digest on the writer thread, the same
+    assert records[0].args_digest == records[-1].args_digest == argument_digest(canonical_json({}))
     assert records[4].reason == "InvalidInputError"
 
 

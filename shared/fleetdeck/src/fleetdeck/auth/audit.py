@@ -81,9 +81,9 @@ class AuditEvent(StrEnum):
     OUTCOME = "outcome"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuditRecord:
-    """One row of ``audit_events``."""
+    """One row of ``audit_events``; read-only by contract (not frozen: see ``InvocationEvent``)."""
 
     id: str
     ts: float
@@ -105,6 +105,9 @@ _FIELDS = tuple(field.name for field in fields(AuditRecord))
 
 
 _row = operator.attrgetter(*_FIELDS)  # a record's values in column order, in one C call
+
+
+_Submitted = tuple[AuditEvent, float, dict[str, Any]]  # what submit() queues for the writer thread to build
 
 
 def _insert_sql(dialect: str) -> str:
@@ -142,7 +145,7 @@ class AuditLog:
         self._engine: Engine | None = None
         self._created = False
         self._lock = threading.Lock()
-        self._pending: deque[AuditRecord] = deque()
+        self._pending: deque[_Submitted] = deque()
         self._queue_lock = threading.Lock()  # not reentrant: submit takes it without the Condition's layer
         self._wake = threading.Condition(self._queue_lock)
         self._thread: threading.Thread | None = None
@@ -172,15 +175,20 @@ class AuditLog:
         approval_id: str | None = None,
         outcome: str | None = None,
         call: CallRecord | None = None,
+        ts: float | None = None,
     ) -> AuditRecord:
         """The record :meth:`record` would write (raw identity of the principal included).
 
-        ``call``: the tool call this record decides; the record takes its event id and trace id.
+        ``call``: the tool call this record is about; the record takes its event id, its trace id
+        and, unless ``args_digest`` is given, the digest of its arguments. ``ts``: when it happened
+        (now, by default).
         """
         user, workload = principal.user, principal.workload
+        if args_digest is None and call is not None and call.arguments_json is not None:
+            args_digest = argument_digest(call.arguments_json)
         return AuditRecord(
             id=call.event_id if call else new_event_id(),
-            ts=time.time(),
+            ts=time.time() if ts is None else ts,
             server=self.server,
             tool=tool[:128],
             event=event._value_,  # the value without Enum's descriptor (a call per record)
@@ -245,20 +253,28 @@ class AuditLog:
             logger.error("audit write failed (%s); the record follows: %s", exc, asdict(record))
         return record
 
-    def submit(self, event: AuditEvent, **fields: Any) -> AuditRecord:
-        """Queue a record that gates nothing; the background thread commits it (never blocks)."""
-        record = self.build(event, **fields)
+    def submit(self, event: AuditEvent, *, call: CallRecord, **fields: Any) -> None:
+        """Queue a record of ``call`` that gates nothing; never blocks.
+
+        Only the facts are taken here (event, time, fields; the call's ids and arguments are fixed by
+        then): the background thread builds the record, digests the arguments and commits it, so the
+        event loop does none of that.
+        """
+        item: _Submitted = (event, time.time(), {"call": call, **fields})
         with self._queue_lock:
             if self._closing or len(self._pending) >= _QUEUE_MAX:
-                self._lost([record], "the audit queue is full or closed")
-                return record
-            self._pending.append(record)
+                self._lost([item], "the audit queue is full or closed")
+                return
+            self._pending.append(item)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._drain, name="fleetdeck-audit", daemon=True)
                 self._thread.start()
             if len(self._pending) in (1, _BATCH):  # wake the writer only when it has something new to do
                 self._wake.notify()
-        return record
+
+    def _built(self, item: _Submitted) -> AuditRecord:
+        event, ts, fields = item
+        return self.build(event, ts=ts, **fields)
 
     def _drain(self) -> None:
         while True:
@@ -274,7 +290,7 @@ class AuditLog:
                 batch = [self._pending.popleft() for _ in range(min(_BATCH, len(self._pending)))]
                 self._inflight = len(batch)
             try:
-                self.write(*batch)
+                self.write(*map(self._built, batch))
                 with self._wake:
                     self._inflight = self._failing = 0
                     self._wake.notify_all()
@@ -288,9 +304,9 @@ class AuditLog:
                     self._wake.notify_all()
                     self._wake.wait(_RETRY_S)
 
-    def _lost(self, records: list[AuditRecord], why: str) -> None:
-        for record in records:
-            logger.error("audit record not stored (%s): %s", why, asdict(record))
+    def _lost(self, items: list[_Submitted], why: str) -> None:
+        for item in items:
+            logger.error("audit record not stored (%s): %s", why, asdict(self._built(item)))
             if self._on_failure is not None:
                 self._on_failure()
 

@@ -60,16 +60,18 @@ class Authorizer:
         return decision
 
     @staticmethod
-    def _fields(ctx: ServerRequestContext[Any, Any], spec: ToolSpec, call: CallRecord) -> dict[str, Any]:
-        digest = argument_digest(arguments_json(ctx, call))
-        return {"tool": spec.name, "principal": call.principal, "args_digest": digest}
-
     def _decision_fields(
-        self, ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
+        ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
     ) -> dict[str, Any]:
-        """A decision's audit record: it carries the call's event id and trace id (``call``)."""
-        decided = {"rule": decision.rule, "reason": decision.reason, "call": call}
-        return self._fields(ctx, spec, call) | decided
+        """A decision's audit record: it takes the call's event id, trace id and argument digest."""
+        arguments_json(ctx, call)  # serialised once per call; the record's digest is taken from it
+        return {
+            "tool": spec.name,
+            "principal": call.principal,
+            "call": call,
+            "rule": decision.rule,
+            "reason": decision.reason,
+        }
 
     def deny(
         self, ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
@@ -101,7 +103,8 @@ class Authorizer:
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, spec: ToolSpec, call: CallRecord
     ) -> HandlerResult:
         """Run a state-changing call and audit how it ended (never changes the result)."""
-        fields = self._fields(ctx, spec, call)
+        digest = argument_digest(arguments_json(ctx, call))
+        fields = {"tool": spec.name, "principal": call.principal, "args_digest": digest}
         try:
             result = await call_next(ctx)
         except MCPError as exc:
