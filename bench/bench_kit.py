@@ -259,6 +259,7 @@ async def call_many(client: Client, server: ServerProcess, calls: int) -> None:
 
 
 def check(server: ServerProcess, result: Any, text: str) -> None:
+    """Raise unless ``result`` is ``echo``'s answer to ``text``."""
     if result.is_error or result.structured_content != {"result": text}:
         raise RuntimeError(f"{server.variant}: unexpected result {result!r}")
 

@@ -36,7 +36,7 @@ from fleetdeck.telemetry.middleware import (
     arguments_json,
     current_call,
     current_trace_id,
-    is_error_result,
+    outcome_of,
 )
 from fleetdeck.tool import ToolSpec
 
@@ -98,7 +98,7 @@ class CallGate:
             raise
         finally:
             current_call.reset(token)
-        outcome = call.outcome or (Outcome.INVALID_INPUT if is_error_result(result) else Outcome.OK)
+        outcome = outcome_of(call, result)
         self._telemetry.emit(ctx, spec, call, outcome, time.perf_counter() - started)
         return result
 

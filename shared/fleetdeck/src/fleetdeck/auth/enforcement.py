@@ -15,7 +15,7 @@ from fleetdeck.auth.audit import AuditEvent, AuditLog, argument_digest
 from fleetdeck.auth.policy import AccessPolicy, Decision, ToolFacts, decide
 from fleetdeck.auth.principal import Principal
 from fleetdeck.errors import Outcome, TelemetryError
-from fleetdeck.telemetry.middleware import CallRecord, arguments_json, is_error_result
+from fleetdeck.telemetry.middleware import CallRecord, arguments_json, outcome_of
 from fleetdeck.tool import ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Authorizer:
             raise
         if is_input_required(result):
             return result  # a question for the human, not an outcome (the approval steps are audited)
-        outcome = call.outcome or (Outcome.INVALID_INPUT if is_error_result(result) else Outcome.OK)
+        outcome = outcome_of(call, result)
         await self._audit.arecord(
             AuditEvent.OUTCOME, required=False, outcome=outcome.value, reason=call.error_class, **fields
         )

@@ -66,11 +66,19 @@ def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
     return params.client_info.name[:256] if params is not None else None
 
 
-def is_error_result(result: HandlerResult) -> bool:
-    """Whether a tool result is an error (the SDK hands back a model or its wire dict)."""
+def outcome_of(call: CallRecord, result: HandlerResult) -> Outcome:
+    """How a call that returned ``result`` ended: what the tool wrapper noted, else from the result.
+
+    An error result the wrapper never saw is the SDK's argument validation (``invalid_input``). The
+    SDK hands back the result as a model or as its wire dict.
+    """
+    if call.outcome is not None:
+        return call.outcome
     if isinstance(result, CallToolResult):
-        return result.is_error is True
-    return isinstance(result, dict) and result.get("isError") is True
+        failed = result.is_error is True
+    else:
+        failed = isinstance(result, dict) and result.get("isError") is True
+    return Outcome.INVALID_INPUT if failed else Outcome.OK
 
 
 def current_trace_id() -> str | None:
