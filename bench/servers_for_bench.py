@@ -7,7 +7,8 @@ Usage: ``python bench/servers_for_bench.py VARIANT FD DATA_DIR [--stateless] [--
 race for a free port). Every variant serves the same trivial async tool ``echo(text) -> str`` at
 ``/mcp`` over Streamable HTTP (SSE responses, the kit's default) under the same uvicorn settings:
 
-- ``bare``: a plain ``mcp.server.MCPServer`` with the SDK's defaults for a loopback host.
+- ``bare``: a plain ``mcp.server.MCPServer`` with the SDK's defaults for a loopback host and the same
+  identity (name, title, description, website) the kit server reports.
 - ``kit``: the tool through :class:`fleetdeck.server.FleetServer` with default settings in
   ``DATA_DIR``: the call gate (identity, access decision, audit, argument limit, telemetry), the
   tool wrapper and the background writers recording every call and every decision into
@@ -39,13 +40,23 @@ from starlette.applications import Starlette
 
 HOST = "127.0.0.1"
 MAX_REQUEST_BYTES = 1_048_576  # the kit's default http.max_request_bytes, given to both
+TITLE, DESCRIPTION = "Bench", "A trivial server for measuring the kit's overhead."
+DOCS_URL = "https://example.invalid/bench"
+"""The identity both variants report as ``serverInfo``: the SDK deep-copies it into every 2026-07-28
+response (four Python frames per field), a cost of the identity, not of the kit."""
 
 
 def build_bare(stateless: bool) -> Starlette:
     """A bare SDK server with one trivial tool."""
     from mcp.server import MCPServer
 
-    server = MCPServer("bench-bare", version="0.0.0")
+    server = MCPServer(
+        "bench",
+        title=TITLE,
+        description=DESCRIPTION,
+        website_url=DOCS_URL,
+        version="0.0.0",
+    )
 
     @server.tool()
     async def echo(text: str) -> str:
@@ -77,12 +88,12 @@ def build_kit(data_dir: Path, port: int, stateless: bool, otel: bool) -> Starlet
     info = ServerInfo(
         name="bench",
         registry_name="io.fleetdeck/bench",
-        title="Bench",
-        description="A trivial server for measuring the kit's overhead.",
         version="0.0.0",
         owner_team="platform",
         support_channel="#platform",
-        docs_url="https://example.invalid/bench",
+        title=TITLE,
+        description=DESCRIPTION,
+        docs_url=DOCS_URL,
         data_classification="internal",
     )
     server = FleetServer(info, settings, access=AccessPolicy(business_groups=("*",)))

@@ -14,9 +14,9 @@ from fleetdeck.auth.identity import StaticIdentity
 from fleetdeck.auth.policy import AccessPolicy, authorize_tool
 from fleetdeck.auth.principal import Principal, User, Workload
 from fleetdeck.errors import InvalidInputError, TelemetryError
-from fleetdeck.manifest.digest import canonical_json
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
+from fleetdeck.telemetry.middleware import encode_arguments
 from fleetdeck.telemetry.store import EventStore
 from fleetdeck_testkit.servers import DEMO_INFO
 
@@ -92,9 +92,9 @@ async def audit_a_session(server: FleetServer, mode: Any) -> None:
         "tool-roles",
         "close_books needs a user with one of the roles: operator",
     )
-    assert records[1].args_digest == argument_digest(canonical_json({"job": "nightly"}))
+    assert records[1].args_digest == argument_digest(encode_arguments({"job": "nightly"}))
     # queued records (a read's decision, a denial) get their digest on the writer thread, the same
-    assert records[0].args_digest == records[-1].args_digest == argument_digest(canonical_json({}))
+    assert records[0].args_digest == records[-1].args_digest == argument_digest(encode_arguments({}))
     assert records[4].reason == "InvalidInputError"
 
 

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.server import MCPServer
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pydantic import BaseModel
 
 from fleetdeck.auth.identity import StaticIdentity
 from fleetdeck.auth.policy import AccessPolicy
-from fleetdeck.auth.principal import Principal, User, Workload
+from fleetdeck.auth.principal import ANONYMOUS, Principal, User, Workload
 from fleetdeck.errors import Outcome
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
-from fleetdeck.telemetry.events import pseudonymise
+from fleetdeck.telemetry.events import InvocationEvent, pseudonymise
+from fleetdeck.telemetry.metrics import Metrics
+from fleetdeck.telemetry.middleware import CallRecord, CallTelemetry, encode_arguments
 from fleetdeck.telemetry.store import EventStore
 from fleetdeck_testkit.servers import DEMO_INFO, OPEN_ACCESS
 
@@ -146,3 +151,44 @@ async def test_events_carry_the_pseudonymous_user_and_the_workload(tmp_path: Pat
     assert event.outcome == Outcome.OK
     assert event.user_hash == pseudonymise("alice", settings.pseudonym_key())
     assert event.workload == "spiffe://corp.example/ns/chat/bot"
+
+
+def test_arguments_encode_to_the_same_bytes_whatever_their_order_and_lossless() -> None:
+    assert encode_arguments({"b": [1, "é"], "a": {"y": 1, "x": 2}}) == encode_arguments(
+        {"a": {"x": 2, "y": 1}, "b": [1, "é"]}
+    )
+    # the fast encoder writes NaN and infinities as null: they must not look like null (or each other)
+    values = [None, float("nan"), float("inf"), float("-inf"), 2**70, "null"]
+    encoded = [encode_arguments({"x": value}) for value in values]
+    assert len(set(encoded)) == len(values)
+    assert encode_arguments({"x": 2**70}) == b'{"x":1180591620717411303424}'
+
+
+def test_opentelemetry_metrics_count_calls_when_a_meter_is_given() -> None:
+    reader = InMemoryMetricReader()
+    events: list[InvocationEvent] = []
+    telemetry = CallTelemetry(
+        server="demo",
+        team="data",
+        metrics=Metrics(),
+        sink=events.append,
+        pseudonym_key=lambda: b"k",
+        meter=MeterProvider(metric_readers=[reader]).get_meter("test"),
+    )
+    ctx: Any = SimpleNamespace(session=None, protocol_version="2026-07-28")
+    for outcome in (Outcome.OK, Outcome.OK, Outcome.DENIED):
+        telemetry.emit(ctx, None, CallRecord("0" * 32, None, ANONYMOUS), outcome, 0.01)
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        (metric.name, point.attributes["fleetdeck.outcome"] if point.attributes else None): point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+    }
+    assert getattr(points["fleetdeck.tool.calls", "ok"], "value", None) == 2
+    assert getattr(points["fleetdeck.tool.calls", "denied"], "value", None) == 1
+    assert getattr(points["fleetdeck.tool.duration", "ok"], "count", None) == 2
+    assert len(events) == 3

@@ -106,13 +106,13 @@ class CallGate:
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, spec: ToolSpec, call: CallRecord
     ) -> HandlerResult:
         authorizer = self._authorizer
+        size = len(arguments_json(ctx, call))  # serialised once: this limit and the audit digest
         decision = authorizer.decide(call.principal, spec)
         if not decision.allowed:
             return authorizer.deny(ctx, spec, decision, call)
         refusal = await authorizer.admit(ctx, spec, decision, call)
         if refusal is not None:
             return refusal
-        size = len(arguments_json(ctx, call))
         if size > self._max_argument_bytes:
             call.outcome, call.error_class = Outcome.INVALID_INPUT, "ArgumentsTooLarge"
             return error_result(f"arguments are {size} bytes; the limit is {self._max_argument_bytes}")

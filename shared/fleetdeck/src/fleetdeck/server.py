@@ -31,6 +31,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared._callable_inspection import is_async_callable
 from mcp.shared.exceptions import MCPError
 from mcp.types import Tool
+from opentelemetry.metrics import get_meter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
@@ -202,6 +203,14 @@ class FleetServer:
         """The bearer-token verifier the SDK runs on every HTTP request (None without an issuer)."""
         # approvals + audit hook: raw identities and decisions go to the audit trail (auth/audit.py);
         # destructive tools are guarded by a human approval (auth/approvals.py).
+        self._telemetry = CallTelemetry(
+            server=info.name,
+            team=info.owner_team,
+            metrics=self.metrics,
+            sink=self._drop_event,
+            pseudonym_key=self._pseudonym_key,
+            meter=get_meter("fleetdeck") if settings.telemetry.otlp_endpoint else None,
+        )
         self.audit = AuditLog(
             settings.telemetry_url(), server=info.name, flush_interval_s=settings.telemetry.flush_interval_s
         )
@@ -219,13 +228,7 @@ class FleetServer:
                     identity=identity,
                     specs=self._specs,
                     authorizer=Authorizer(self._specs, access, self.audit),
-                    telemetry=CallTelemetry(
-                        server=info.name,
-                        team=info.owner_team,
-                        metrics=self.metrics,
-                        sink=self._submit,
-                        pseudonym_key=self._pseudonym_key,
-                    ),
+                    telemetry=self._telemetry,
                     max_argument_bytes=settings.http.max_argument_bytes,
                 )
             ],
@@ -316,14 +319,12 @@ class FleetServer:
             self._key = self.settings.pseudonym_key()
         return self._key
 
-    def _submit(self, event: InvocationEvent) -> None:
-        if self._writer is None:
-            self.metrics.events_dropped.labels("not_running").inc()
-            if not self._warned_not_running:
-                self._warned_not_running = True
-                logger.warning("telemetry events dropped: %s is not running (see running())", self.info.name)
-            return
-        self._writer.submit(event)
+    def _drop_event(self, event: InvocationEvent) -> None:
+        """The event sink outside :meth:`running`: count the drop, warn once."""
+        self.metrics.events_dropped.labels("not_running").inc()
+        if not self._warned_not_running:
+            self._warned_not_running = True
+            logger.warning("telemetry events dropped: %s is not running (see running())", self.info.name)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[FleetServer]:
@@ -332,6 +333,7 @@ class FleetServer:
         writer = EventWriter.from_settings(self.settings, self.metrics)
         writer.start()
         self._writer = writer
+        self._telemetry.sink = writer.submit
         maintain = self._identity.maintain if isinstance(self._identity, HttpIdentity) else None
         upkeep = asyncio.get_running_loop().create_task(maintain()) if maintain else None
         try:
@@ -341,6 +343,7 @@ class FleetServer:
                 upkeep.cancel()
                 await asyncio.gather(upkeep, return_exceptions=True)
             self._writer = None
+            self._telemetry.sink = self._drop_event
             await anyio.to_thread.run_sync(
                 functools.partial(writer.close, self.settings.http.shutdown_timeout_s)
             )

@@ -116,9 +116,9 @@ def _insert_sql(dialect: str) -> str:
     return f"INSERT INTO {audit_events.name} ({', '.join(_FIELDS)}) VALUES ({markers})"  # noqa: S608 - fixed names
 
 
-def argument_digest(arguments_json: str) -> str:
-    """``sha256`` (hex) of a call's canonical arguments JSON (:func:`telemetry.middleware.arguments_json`)."""
-    return hashlib.sha256(arguments_json.encode()).hexdigest()
+def argument_digest(arguments_json: bytes) -> str:
+    """``sha256`` (hex) of a call's arguments JSON (:func:`telemetry.middleware.arguments_json`)."""
+    return hashlib.sha256(arguments_json).hexdigest()
 
 
 def make_durable_engine(url: str) -> Engine:

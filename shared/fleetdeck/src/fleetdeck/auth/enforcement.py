@@ -64,7 +64,8 @@ class Authorizer:
         ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
     ) -> dict[str, Any]:
         """A decision's audit record: it takes the call's event id, trace id and argument digest."""
-        arguments_json(ctx, call)  # serialised once per call; the record's digest is taken from it
+        if call.arguments_json is None:  # serialised once per call; the record's digest is taken from it
+            arguments_json(ctx, call)
         return {
             "tool": spec.name,
             "principal": call.principal,

@@ -9,15 +9,16 @@ from the SDK.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult
-from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
+from opentelemetry.metrics import Counter, Histogram, Meter
 
 from fleetdeck.auth.principal import Principal
 from fleetdeck.errors import Outcome
@@ -42,23 +43,38 @@ class CallRecord:
     principal: Principal
     outcome: Outcome | None = None
     error_class: str | None = None
-    arguments_json: str | None = None
+    arguments_json: bytes | None = None
 
 
 current_call: ContextVar[CallRecord | None] = ContextVar("fleetdeck_current_call", default=None)
 
 
-def arguments_json(ctx: ServerRequestContext[Any, Any], call: CallRecord) -> str:
-    """The canonical JSON of the call's arguments, serialised once per call (limit and audit digest)."""
+def arguments_json(ctx: ServerRequestContext[Any, Any], call: CallRecord) -> bytes:
+    """The call's arguments as JSON, serialised once per call (the size limit and the audit digest)."""
     if call.arguments_json is not None:
         return call.arguments_json
     arguments = (ctx.params.get("arguments") if ctx.params else None) or {}
-    try:
-        text = canonical_json(dict(arguments))
-    except (TypeError, ValueError):  # not JSON (NaN, odd objects): its repr, still stable
-        text = repr(sorted(dict(arguments).items()))
-    call.arguments_json = text
+    call.arguments_json = text = encode_arguments(arguments)
     return text
+
+
+def encode_arguments(arguments: Mapping[str, Any]) -> bytes:
+    """Arguments as UTF-8 JSON with sorted keys: the same arguments always give the same bytes.
+
+    ``orjson`` (one C call) unless its output may be lossy: it writes NaN and ±Infinity as ``null``
+    and refuses integers beyond 64 bits, so those (and any text holding ``null``) take the strict
+    canonical encoder, and what that refuses (NaN, odd objects) is encoded by its ``repr``.
+    """
+    try:
+        text = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)
+        if b"null" not in text:
+            return text
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return canonical_json(dict(arguments)).encode()
+    except (TypeError, ValueError):
+        return repr(sorted(dict(arguments).items())).encode()
 
 
 def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
@@ -88,7 +104,12 @@ def current_trace_id() -> str | None:
 
 
 class CallTelemetry:
-    """Turns each finished call into an :class:`InvocationEvent` (to ``sink``) and metric updates."""
+    """Turns each finished call into an :class:`InvocationEvent` (to ``sink``) and metric updates.
+
+    ``meter``: where the OpenTelemetry call counter and duration histogram go; the server passes one
+    only when an OTLP endpoint takes them (otherwise they would go nowhere — ``/metrics`` has the same
+    counts — and cost every call a few frames).
+    """
 
     def __init__(
         self,
@@ -98,18 +119,21 @@ class CallTelemetry:
         metrics: Metrics,
         sink: Callable[[InvocationEvent], None],
         pseudonym_key: Callable[[], bytes],
+        meter: Meter | None,
     ) -> None:
         self._server = server
         self._team = team
         self._metrics = metrics
-        self._sink = sink
+        self.sink = sink
+        """Where events go (the server points it at its writer while it runs)."""
         self._key = pseudonym_key
         self._user_hashes: dict[str, str] = {}
-        meter = otel_metrics.get_meter("fleetdeck")
-        self._otel_calls = meter.create_counter("fleetdeck.tool.calls", description="Tool calls by outcome.")
-        self._otel_duration = meter.create_histogram(
-            "fleetdeck.tool.duration", unit="s", description="Tool time."
-        )
+        self._otel: tuple[Counter, Histogram] | None = None
+        if meter is not None:
+            self._otel = (
+                meter.create_counter("fleetdeck.tool.calls", description="Tool calls by outcome."),
+                meter.create_histogram("fleetdeck.tool.duration", unit="s", description="Tool time."),
+            )
 
     def _user_hash(self, subject: str) -> str | None:
         """The pseudonym of ``subject``, remembered (one HMAC per user, not per call)."""
@@ -151,7 +175,8 @@ class CallTelemetry:
         )
         label = outcome._value_  # the plain string (Enum's ``value`` descriptor costs a call per call)
         self._metrics.tool_calls.observe(self._server, tool, label, duration)
-        attributes = {"mcp.server": self._server, "gen_ai.tool.name": tool, "fleetdeck.outcome": label}
-        self._otel_calls.add(1, attributes)
-        self._otel_duration.record(duration, attributes)
-        self._sink(event)
+        if self._otel is not None:
+            attributes = {"mcp.server": self._server, "gen_ai.tool.name": tool, "fleetdeck.outcome": label}
+            self._otel[0].add(1, attributes)
+            self._otel[1].record(duration, attributes)
+        self.sink(event)
