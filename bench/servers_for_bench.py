@@ -7,8 +7,11 @@ Usage: ``python bench/servers_for_bench.py VARIANT FD DATA_DIR [--stateless] [--
 race for a free port). Every variant serves the same trivial async tool ``echo(text) -> str`` at
 ``/mcp`` over Streamable HTTP (SSE responses, the kit's default) under the same uvicorn settings:
 
-- ``bare``: a plain ``mcp.server.MCPServer`` with the SDK's defaults for a loopback host and the same
-  identity (name, title, description, website) the kit server reports.
+- ``bare``: a plain ``mcp.server.MCPServer`` with the SDK's defaults for a loopback host, the same
+  identity (name, title, description, website) the kit server reports, and log level WARNING: at the
+  SDK's default INFO it renders a "Terminating session" line through ``rich`` after every stateless
+  request (~1,300 Python frames, which the kit filters out), and that CPU, spent just after bare's
+  answer, would land on the kit's call that the client makes next.
 - ``kit``: the tool through :class:`fleetdeck.server.FleetServer` with default settings in
   ``DATA_DIR``: the call gate (identity, access decision, audit, argument limit, telemetry), the
   tool wrapper and the background writers recording every call and every decision into
@@ -56,6 +59,7 @@ def build_bare(stateless: bool) -> Starlette:
         description=DESCRIPTION,
         website_url=DOCS_URL,
         version="0.0.0",
+        log_level="WARNING",  # no per-request log line (the kit filters its one: see the module docstring)
     )
 
     @server.tool()

@@ -74,16 +74,19 @@ class _ToolErrorTextFilter(logging.Filter):
         return True
 
 
-class _StatelessRequestEndFilter(logging.Filter):
-    """Drops the SDK's INFO line at the end of every stateless HTTP request ("Terminating session:
-    None"): it carries nothing (telemetry records every call) and costs a log write per request."""
+def _quiet_session_ends(log_level: str) -> None:
+    """Unless debugging, keep the SDK's one INFO line per stateless request out of the log.
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != "Terminating session: None"
+    ``mcp.server.streamable_http`` logs "Terminating session: …" at the end of every stateless HTTP
+    request (and of every session); it carries nothing (telemetry records every call), and even a
+    filter that drops it lets ``logging`` build the record first (~20 Python frames per request).
+    Its other lines are DEBUG, so that logger goes to WARNING.
+    """
+    if log_level != "DEBUG":
+        logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
 
 
 logging.getLogger("mcp.server.mcpserver.server").addFilter(_ToolErrorTextFilter())
-logging.getLogger("mcp.server.streamable_http").addFilter(_StatelessRequestEndFilter())
 
 F = TypeVar("F", bound=Callable[..., Any])
 Readiness = Callable[[], Awaitable[None]]
@@ -188,6 +191,7 @@ class FleetServer:
     ) -> None:
         self.info = info
         self.settings = settings
+        _quiet_session_ends(settings.log_level)
         self.access_policy = access
         self.metrics = Metrics()
         self._readiness = readiness
