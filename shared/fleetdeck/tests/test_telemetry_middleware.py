@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +20,7 @@ from fleetdeck.auth.principal import ANONYMOUS, Principal, User, Workload
 from fleetdeck.errors import Outcome
 from fleetdeck.server import FleetServer
 from fleetdeck.settings import FleetdeckSettings
-from fleetdeck.telemetry.events import InvocationEvent, pseudonymise
+from fleetdeck.telemetry.events import EventRecipe, InvocationEvent, next_sequence, pseudonymise
 from fleetdeck.telemetry.metrics import Metrics
 from fleetdeck.telemetry.middleware import CallRecord, CallTelemetry, encode_arguments
 from fleetdeck.telemetry.store import EventStore
@@ -166,7 +167,7 @@ def test_arguments_encode_to_the_same_bytes_whatever_their_order_and_lossless() 
 
 def test_opentelemetry_metrics_count_calls_when_a_meter_is_given() -> None:
     reader = InMemoryMetricReader()
-    events: list[InvocationEvent] = []
+    events: list[EventRecipe] = []
     telemetry = CallTelemetry(
         server="demo",
         team="data",
@@ -177,7 +178,7 @@ def test_opentelemetry_metrics_count_calls_when_a_meter_is_given() -> None:
     )
     ctx: Any = SimpleNamespace(session=None, protocol_version="2026-07-28")
     for outcome in (Outcome.OK, Outcome.OK, Outcome.DENIED):
-        telemetry.emit(ctx, None, CallRecord("0" * 32, None, ANONYMOUS), outcome, 0.01)
+        telemetry.emit(ctx, None, CallRecord(next_sequence(), time.time(), None, ANONYMOUS), outcome, 0.01)
 
     data = reader.get_metrics_data()
     assert data is not None
@@ -191,4 +192,5 @@ def test_opentelemetry_metrics_count_calls_when_a_meter_is_given() -> None:
     assert getattr(points["fleetdeck.tool.calls", "ok"], "value", None) == 2
     assert getattr(points["fleetdeck.tool.calls", "denied"], "value", None) == 1
     assert getattr(points["fleetdeck.tool.duration", "ok"], "count", None) == 2
-    assert len(events) == 3
+    built = [event if isinstance(event, InvocationEvent) else event() for event in events]
+    assert [(e.tool, e.outcome) for e in built] == [("<unknown>", o) for o in ("ok", "ok", "denied")]

@@ -6,6 +6,7 @@ another connection; PostgreSQL is stopped and started. Every test counts events 
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import subprocess
@@ -406,3 +407,30 @@ def test_writer_from_settings_writes_to_the_data_dir(tmp_path: Path, writers: li
     assert writer.sync(WAIT_S)
     assert EventStore(settings.telemetry_url()).count() == 1
     assert (tmp_path / "data" / "telemetry.db").exists()
+
+
+def test_recipes_are_built_on_the_writer_thread_and_a_failing_one_costs_only_its_event(
+    store: EventStore, spool_dir: Path, writers: list[EventWriter], caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = Metrics()
+    writer = new_writer(writers, store, spool_dir, metrics)
+    built_on: list[str] = []
+
+    def recipe(i: int) -> InvocationEvent:
+        built_on.append(threading.current_thread().name)
+        return make_event(i)
+
+    def broken() -> InvocationEvent:
+        raise KeyError("a bug in a recipe")
+
+    writer.start()
+    writer.submit(make_event(0))
+    writer.submit(functools.partial(recipe, 1))
+    writer.submit(broken)
+    writer.submit(functools.partial(recipe, 2))
+
+    assert writer.flush(WAIT_S)
+    assert store.count() == 3
+    assert built_on == ["fleetdeck-telemetry-writer"] * 2
+    assert counter(metrics, "events_dropped", reason="build_failed") == 1
+    assert "cannot build a telemetry event; dropped" in caplog.text

@@ -29,7 +29,7 @@ from fleetdeck.auth.jwt import AuthenticationError
 from fleetdeck.auth.principal import Principal, current_principal
 from fleetdeck.auth.workload import WorkloadAuthError
 from fleetdeck.errors import Outcome
-from fleetdeck.telemetry.events import new_event_id
+from fleetdeck.telemetry.events import next_sequence
 from fleetdeck.telemetry.middleware import (
     CallRecord,
     CallTelemetry,
@@ -80,7 +80,7 @@ class CallGate:
         params = ctx.params
         name = params.get("name") if params else None
         spec = self._specs.get(name) if isinstance(name, str) else None
-        call = CallRecord(new_event_id(), current_trace_id(), principal)
+        call = CallRecord(next_sequence(), time.time(), current_trace_id(), principal)
         token = current_call.set(call)
         started = time.perf_counter()
         try:

@@ -56,7 +56,7 @@ from fleetdeck.errors import BackendTimeoutError, ConfigError, FleetdeckError, O
 from fleetdeck.gate import CallGate
 from fleetdeck.mtls import uvicorn_tls_options
 from fleetdeck.settings import FleetdeckSettings
-from fleetdeck.telemetry.events import InvocationEvent
+from fleetdeck.telemetry.events import EventRecipe
 from fleetdeck.telemetry.metrics import Metrics
 from fleetdeck.telemetry.middleware import CallTelemetry, current_call
 from fleetdeck.telemetry.writer import EventWriter
@@ -323,7 +323,7 @@ class FleetServer:
             self._key = self.settings.pseudonym_key()
         return self._key
 
-    def _drop_event(self, event: InvocationEvent) -> None:
+    def _drop_event(self, event: EventRecipe) -> None:
         """The event sink outside :meth:`running`: count the drop, warn once."""
         self.metrics.events_dropped.labels("not_running").inc()
         if not self._warned_not_running:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
 import random
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from fleetdeck.errors import Outcome
 
@@ -36,38 +37,34 @@ def _month_of_day(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m")
 
 
-_ID_LOCK = threading.Lock()
-_last_id = 0  # the last id handed out, as an int: 48-bit milliseconds << 80 | 80 counter bits
+next_sequence: Final = itertools.count().__next__
+"""This process's next event sequence number (one C call, atomic under the GIL)."""
+_base = random.getrandbits(79)  # this process's random start; unique, not secret (no system call)
+
+
+def event_id_of(ts: float, sequence: int) -> str:
+    """The id of this process's event number ``sequence``, taken at ``ts``: 32 lowercase hex digits.
+
+    UUIDv7-style: 48 bits of Unix milliseconds, then 80 bits holding this process's random 79-bit start
+    plus the sequence number. Ids are unique within the process (the sequence) and across processes
+    (the random start; a forked child draws its own), and in one thread they increase from call to call
+    while the clock does not step back, so the primary-key B-tree is appended to rather than written
+    all over. A pure function: two threads building records of one call get the same id.
+    """
+    return "%032x" % ((int(ts * 1000) << 80) | (_base + sequence))
 
 
 def new_event_id() -> str:
-    """A new event id: 32 lowercase hex digits, unique, and increasing within the process.
-
-    UUIDv7-style: 48 bits of Unix milliseconds, then 80 bits that start random each millisecond and
-    count up within it (and while the clock stands still or steps back), so the ids of one process
-    increase strictly across calls and threads and the primary-key B-tree is appended to rather
-    than written all over. Processes stay apart by the random start; a forked child starts afresh
-    instead of continuing its parent's sequence.
-    """
-    global _last_id
-    fresh = (time.time_ns() // 1_000_000) << 80
-    with _ID_LOCK:
-        last = _last_id
-        if fresh > last:
-            last = fresh | random.getrandbits(80)  # unique, not secret: no system call (GIL hand-off)
-        else:  # the same millisecond (or the clock stepped back): count on
-            last += 1
-        _last_id = last
-    return "%032x" % last  # noqa: UP031 (measurably faster than an f-string here)
+    """A new event id, taken now (see :func:`event_id_of`)."""
+    return event_id_of(time.time(), next_sequence())
 
 
-def _reset_event_ids() -> None:
-    global _ID_LOCK, _last_id
-    _ID_LOCK = threading.Lock()
-    _last_id = 0
+def _new_base() -> None:
+    global _base
+    _base = random.getrandbits(79)
 
 
-os.register_at_fork(after_in_child=_reset_event_ids)
+os.register_at_fork(after_in_child=_new_base)  # after random's own reseeding in the child
 
 
 @dataclass(slots=True)
@@ -109,3 +106,6 @@ class InvocationEvent:
 
 
 _FIELDS = tuple(f.name for f in fields(InvocationEvent))
+
+EventRecipe = InvocationEvent | Callable[[], InvocationEvent]
+"""What the writer queues: an event, or a function that builds it on the writer thread (off the tool path)."""

@@ -87,7 +87,7 @@ class Metrics:
         self.events_dropped = Counter(
             "fleetdeck_telemetry_events_dropped",
             "Invocation events lost, by reason: queue_full, spool_failed, spool_corrupt, closed, "
-            "not_running.",
+            "not_running, build_failed.",
             ["reason"],
             registry=self.registry,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -23,7 +24,7 @@ from opentelemetry.metrics import Counter, Histogram, Meter
 from fleetdeck.auth.principal import Principal
 from fleetdeck.errors import Outcome
 from fleetdeck.manifest.digest import canonical_json
-from fleetdeck.telemetry.events import InvocationEvent, pseudonymise
+from fleetdeck.telemetry.events import EventRecipe, InvocationEvent, event_id_of, pseudonymise
 from fleetdeck.telemetry.metrics import Metrics
 from fleetdeck.tool import ToolSpec
 
@@ -34,16 +35,23 @@ UNKNOWN_TOOL = "<unknown>"
 class CallRecord:
     """One call's facts, filled in while it runs (shared across the worker-thread hop).
 
-    ``event_id`` is the id of the call's invocation event; the audit record of the call's access
-    decision carries the same id, so the two tables join.
+    ``sequence`` (from :func:`~fleetdeck.telemetry.events.next_sequence`) and ``started`` (wall clock)
+    make the call's event id; the audit record of its access decision carries the same id, so the
+    two tables join.
     """
 
-    event_id: str
+    sequence: int
+    started: float
     trace_id: str | None
     principal: Principal
     outcome: Outcome | None = None
     error_class: str | None = None
     arguments_json: bytes | None = None
+
+    @property
+    def event_id(self) -> str:
+        """The id of the call's invocation event (the same whichever thread asks)."""
+        return event_id_of(self.started, self.sequence)
 
 
 current_call: ContextVar[CallRecord | None] = ContextVar("fleetdeck_current_call", default=None)
@@ -77,8 +85,8 @@ def encode_arguments(arguments: Mapping[str, Any]) -> bytes:
         return repr(sorted(dict(arguments).items())).encode()
 
 
-def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
-    params = ctx.session.client_params if ctx.session is not None else None
+def _client_name(session: Any) -> str | None:
+    params = session.client_params if session is not None else None
     return params.client_info.name[:256] if params is not None else None
 
 
@@ -104,7 +112,10 @@ def current_trace_id() -> str | None:
 
 
 class CallTelemetry:
-    """Turns each finished call into an :class:`InvocationEvent` (to ``sink``) and metric updates.
+    """Turns each finished call into metric updates and an :class:`InvocationEvent` for ``sink``.
+
+    On the event loop a call costs only the metric tallies and one queued recipe; the event itself
+    (event id, pseudonym, client name) is built from it on the writer thread.
 
     ``meter``: where the OpenTelemetry call counter and duration histogram go; the server passes one
     only when an OTLP endpoint takes them (otherwise they would go nowhere — ``/metrics`` has the same
@@ -117,7 +128,7 @@ class CallTelemetry:
         server: str,
         team: str,
         metrics: Metrics,
-        sink: Callable[[InvocationEvent], None],
+        sink: Callable[[EventRecipe], None],
         pseudonym_key: Callable[[], bytes],
         meter: Meter | None,
     ) -> None:
@@ -157,8 +168,29 @@ class CallTelemetry:
     ) -> None:
         """Record one finished call; ``spec`` is None for a tool this server does not have."""
         tool = spec.name if spec else UNKNOWN_TOOL  # caller-supplied names never become labels
+        label = outcome._value_  # the plain string (Enum's ``value`` descriptor costs a call per call)
+        self._metrics.tool_calls.observe(self._server, tool, label, duration)
+        if self._otel is not None:
+            attributes = {"mcp.server": self._server, "gen_ai.tool.name": tool, "fleetdeck.outcome": label}
+            self._otel[0].add(1, attributes)
+            self._otel[1].record(duration, attributes)
+        self.sink(
+            partial(self._event, tool, spec, call, outcome, duration, ctx.session, ctx.protocol_version)
+        )
+
+    def _event(
+        self,
+        tool: str,
+        spec: ToolSpec | None,
+        call: CallRecord,
+        outcome: Outcome,
+        duration: float,
+        session: Any,
+        protocol_version: str | None,
+    ) -> InvocationEvent:
+        """The invocation event of a finished call (on the writer thread)."""
         user, workload = call.principal.user, call.principal.workload
-        event = InvocationEvent(
+        return InvocationEvent(
             server=self._server,
             tool=tool,
             team=self._team,
@@ -168,15 +200,9 @@ class CallTelemetry:
             minutes_saved=spec.minutes_saved if spec else 0.0,
             user_hash=self._user_hash(user.subject) if user else None,
             workload=workload.spiffe_id if workload else None,
-            client_name=_client_name(ctx),
-            protocol_version=ctx.protocol_version,
+            client_name=_client_name(session),
+            protocol_version=protocol_version,
             trace_id=call.trace_id,
+            ts=call.started,
             event_id=call.event_id,
         )
-        label = outcome._value_  # the plain string (Enum's ``value`` descriptor costs a call per call)
-        self._metrics.tool_calls.observe(self._server, tool, label, duration)
-        if self._otel is not None:
-            attributes = {"mcp.server": self._server, "gen_ai.tool.name": tool, "fleetdeck.outcome": label}
-            self._otel[0].add(1, attributes)
-            self._otel[1].record(duration, attributes)
-        self.sink(event)

@@ -1,7 +1,9 @@
 """The bounded, batched background writer between the tool path and the telemetry store.
 
 :meth:`EventWriter.submit` appends to an in-memory queue and returns: it never blocks on I/O and
-never raises. When the queue is full the event is dropped and counted
+never raises. It takes an event, or a recipe the thread calls to build one (so that the tool path
+does not pay for building it; a recipe that fails drops its event, counted as
+``reason="build_failed"`` and logged). When the queue is full the event is dropped and counted
 (``events_dropped{reason="queue_full"}``) with a rate-limited warning. A daemon thread (the store
 drivers are synchronous; the event loop must never wait on them) drains the queue in batches of
 up to ``batch_size`` events or every ``flush_interval_s`` and inserts them. When the store fails,
@@ -25,7 +27,7 @@ from typing import Self
 
 from fleetdeck.errors import TelemetryError
 from fleetdeck.settings import FleetdeckSettings
-from fleetdeck.telemetry.events import InvocationEvent
+from fleetdeck.telemetry.events import EventRecipe, InvocationEvent
 from fleetdeck.telemetry.metrics import Metrics
 from fleetdeck.telemetry.spool import Spool
 from fleetdeck.telemetry.store import EventStore
@@ -57,7 +59,7 @@ class EventWriter:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.retry_interval_s = retry_interval_s
-        self._queue: deque[InvocationEvent] = deque()
+        self._queue: deque[EventRecipe] = deque()
         self._lock = threading.Lock()  # not reentrant: submit takes it without the Condition's Python layer
         self._cond = threading.Condition(self._lock)
         self._accepted = 0  # events queued, ever
@@ -89,8 +91,8 @@ class EventWriter:
 
     # -- the tool path ------------------------------------------------------------------------
 
-    def submit(self, event: InvocationEvent) -> None:
-        """Queue ``event`` for the store; drops and counts it when the queue is full or closed."""
+    def submit(self, event: EventRecipe) -> None:
+        """Queue ``event`` (or its recipe) for the store; drops and counts it if the queue is full/closed."""
         with self._lock:
             if self._closing:
                 reason = "closed"
@@ -179,7 +181,7 @@ class EventWriter:
             if leftovers:
                 if thread is not None:
                     logger.warning("telemetry writer did not stop in time; spooling queued events")
-                self._spool(leftovers)
+                self._spool(self._built(leftovers))
                 with self._cond:
                     self._settled += len(leftovers)
                     self._cond.notify_all()
@@ -204,7 +206,7 @@ class EventWriter:
             if self._retrying and not stopping and time.monotonic() >= self._next_retry:
                 self._try_replay()
 
-    def _take_batch(self) -> tuple[list[InvocationEvent], bool]:
+    def _take_batch(self) -> tuple[list[EventRecipe], bool]:
         """Wait for a full batch, the flush interval, a flush request, a retry or close."""
         with self._cond:
             first_seen: float | None = None
@@ -227,7 +229,25 @@ class EventWriter:
             batch = [self._queue.popleft() for _ in range(count)]
             return batch, self._closing
 
-    def _write(self, batch: Sequence[InvocationEvent]) -> None:
+    def _built(self, batch: Sequence[EventRecipe]) -> list[InvocationEvent]:
+        """The events of ``batch``, its recipes called; a recipe that fails is a counted drop."""
+        events: list[InvocationEvent] = []
+        for item in batch:
+            if isinstance(item, InvocationEvent):
+                events.append(item)
+                continue
+            try:
+                events.append(item())
+            except Exception:  # a bug in a recipe must cost its one event, not the writer thread
+                logger.exception("cannot build a telemetry event; dropped")
+                self.metrics.events_dropped.labels(reason="build_failed").inc()
+        return events
+
+    def _write(self, recipes: Sequence[EventRecipe]) -> None:
+        batch = self._built(recipes)
+        if not batch:
+            self._settle(len(recipes))
+            return
         if not self._retrying:
             try:
                 self.store.insert(batch)
@@ -246,10 +266,10 @@ class EventWriter:
                 self._enter_retry()
             else:
                 self.metrics.events_written.inc(len(batch))
-                self._settle(len(batch))
+                self._settle(len(recipes))
                 return
         self._spool(batch)
-        self._settle(len(batch))
+        self._settle(len(recipes))
 
     def _spool(self, batch: Sequence[InvocationEvent]) -> None:
         try:
