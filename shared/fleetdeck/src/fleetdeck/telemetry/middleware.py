@@ -85,8 +85,8 @@ def encode_arguments(arguments: Mapping[str, Any]) -> bytes:
         return repr(sorted(dict(arguments).items())).encode()
 
 
-def _client_name(session: Any) -> str | None:
-    params = session.client_params if session is not None else None
+def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    params = ctx.session.client_params if ctx.session is not None else None
     return params.client_info.name[:256] if params is not None else None
 
 
@@ -115,7 +115,7 @@ class CallTelemetry:
     """Turns each finished call into metric updates and an :class:`InvocationEvent` for ``sink``.
 
     On the event loop a call costs only the metric tallies and one queued recipe; the event itself
-    (event id, pseudonym, client name) is built from it on the writer thread.
+    (event id, pseudonym) is built from it on the writer thread.
 
     ``meter``: where the OpenTelemetry call counter and duration histogram go; the server passes one
     only when an OTLP endpoint takes them (otherwise they would go nowhere — ``/metrics`` has the same
@@ -174,9 +174,8 @@ class CallTelemetry:
             attributes = {"mcp.server": self._server, "gen_ai.tool.name": tool, "fleetdeck.outcome": label}
             self._otel[0].add(1, attributes)
             self._otel[1].record(duration, attributes)
-        self.sink(
-            partial(self._event, tool, spec, call, outcome, duration, ctx.session, ctx.protocol_version)
-        )
+        client, protocol = _client_name(ctx), ctx.protocol_version  # not the session: it would stay alive
+        self.sink(partial(self._event, tool, spec, call, outcome, duration, client, protocol))
 
     def _event(
         self,
@@ -185,7 +184,7 @@ class CallTelemetry:
         call: CallRecord,
         outcome: Outcome,
         duration: float,
-        session: Any,
+        client_name: str | None,
         protocol_version: str | None,
     ) -> InvocationEvent:
         """The invocation event of a finished call (on the writer thread)."""
@@ -200,7 +199,7 @@ class CallTelemetry:
             minutes_saved=spec.minutes_saved if spec else 0.0,
             user_hash=self._user_hash(user.subject) if user else None,
             workload=workload.spiffe_id if workload else None,
-            client_name=_client_name(session),
+            client_name=client_name,
             protocol_version=protocol_version,
             trace_id=call.trace_id,
             ts=call.started,
