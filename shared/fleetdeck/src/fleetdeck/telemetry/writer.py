@@ -71,6 +71,7 @@ class EventWriter:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._drops_unlogged = 0
+        self._build_failed = False
         self._last_drop_log = float("-inf")
         metrics.queue_depth.set_function(lambda: len(self._queue))
 
@@ -239,8 +240,10 @@ class EventWriter:
             try:
                 events.append(item())
             except Exception:  # a bug in a recipe must cost its one event, not the writer thread
-                logger.exception("cannot build a telemetry event; dropped")
-                self.metrics.events_dropped.labels(reason="build_failed").inc()
+                if not self._build_failed:  # the traceback once; then counted, with rate-limited warnings
+                    self._build_failed = True
+                    logger.exception("cannot build a telemetry event; dropped")
+                self._count_drop("build_failed")
         return events
 
     def _write(self, recipes: Sequence[EventRecipe]) -> None:
