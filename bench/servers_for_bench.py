@@ -10,7 +10,7 @@ race for a free port). Every variant serves the same trivial async tool ``echo(t
 - ``bare``: a plain ``mcp.server.MCPServer`` with the SDK's defaults for a loopback host, the same
   identity (name, title, description, website) the kit server reports, and log level WARNING: at the
   SDK's default INFO it renders a "Terminating session" line through ``rich`` after every stateless
-  request (~1,300 Python frames, which the kit filters out), and that CPU, spent just after bare's
+  request (~1,300 Python frames, which the kit does not emit), and that CPU, spent just after bare's
   answer, would land on the kit's call that the client makes next.
 - ``kit``: the tool through :class:`fleetdeck.server.FleetServer` with default settings in
   ``DATA_DIR``: the call gate (identity, access decision, audit, argument limit, telemetry), the
@@ -18,8 +18,8 @@ race for a free port). Every variant serves the same trivial async tool ``echo(t
   ``DATA_DIR/telemetry.db`` (SQLite).
 - ``kit-auth``: ``kit`` with the user layer on: ``FLEETDECK_AUTH__ISSUER`` / ``JWKS_URL`` in its
   environment (set by ``bench_kit.py``), so every request's bearer JWT is verified.
-- ``kit-otel``: ``kit`` plus the OpenTelemetry SDK providers that ``fleetdeck serve`` installs
-  (``configure_observability``; no exporter, as with no ``otlp_endpoint``).
+- ``kit-otel``: ``kit`` plus what ``fleetdeck serve`` installs without an ``otlp_endpoint``
+  (``configure_observability``: the OpenTelemetry SDK's tracer provider, no exporter).
 
 ``--profile PATH``: SIGUSR1 starts ``cProfile`` on the event loop's thread, SIGUSR2 stops it and
 writes the statistics to ``PATH`` (``bench_kit.py`` counts the function calls per tool call with it).
@@ -59,7 +59,7 @@ def build_bare(stateless: bool) -> Starlette:
         description=DESCRIPTION,
         website_url=DOCS_URL,
         version="0.0.0",
-        log_level="WARNING",  # no per-request log line (the kit filters its one: see the module docstring)
+        log_level="WARNING",  # no per-request log line, as in the kit (see the module docstring)
     )
 
     @server.tool()

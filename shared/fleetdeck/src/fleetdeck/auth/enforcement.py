@@ -64,8 +64,7 @@ class Authorizer:
         ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
     ) -> dict[str, Any]:
         """A decision's audit record: it takes the call's event id, trace id and argument digest."""
-        if call.arguments_json is None:  # serialised once per call; the record's digest is taken from it
-            arguments_json(ctx, call)
+        arguments_json(ctx, call)  # serialised once per call; the record's digest is taken from it
         return {
             "tool": spec.name,
             "principal": call.principal,

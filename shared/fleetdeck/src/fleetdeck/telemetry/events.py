@@ -72,7 +72,7 @@ class InvocationEvent:
     """What telemetry records about one tool call. Holds no raw identity and no arguments.
 
     Read-only by contract; not frozen, because a frozen ``__init__`` took 5 µs instead of 0.8 µs,
-    once per call on the event loop.
+    once per call.
     """
 
     server: str
