@@ -110,8 +110,9 @@ class CallGate:
         decision = authorizer.decide(call.principal, spec)
         if not decision.allowed:
             return authorizer.deny(ctx, spec, decision, call)
-        refusal = await authorizer.admit(ctx, spec, decision, call)
-        if refusal is not None:
+        if spec.read_only:
+            authorizer.allow(ctx, spec, decision, call)
+        elif (refusal := await authorizer.admit(ctx, spec, decision, call)) is not None:
             return refusal
         if size > self._max_argument_bytes:
             call.outcome, call.error_class = Outcome.INVALID_INPUT, "ArgumentsTooLarge"

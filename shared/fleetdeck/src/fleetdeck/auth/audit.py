@@ -107,7 +107,8 @@ _FIELDS = tuple(field.name for field in fields(AuditRecord))
 _row = operator.attrgetter(*_FIELDS)  # a record's values in column order, in one C call
 
 
-_Submitted = tuple[AuditEvent, float, dict[str, Any]]  # what submit() queues for the writer thread to build
+_Submitted = tuple[AuditEvent, float, CallRecord, str, str | None, str | None]
+"""What :meth:`AuditLog.submit` queues: event, time, call, tool, rule, reason (one tuple, no dicts)."""
 
 
 def _insert_sql(dialect: str) -> str:
@@ -253,14 +254,16 @@ class AuditLog:
             logger.error("audit write failed (%s); the record follows: %s", exc, asdict(record))
         return record
 
-    def submit(self, event: AuditEvent, *, call: CallRecord, **fields: Any) -> None:
-        """Queue a record of ``call`` that gates nothing; never blocks.
+    def submit(
+        self, event: AuditEvent, call: CallRecord, tool: str, rule: str | None, reason: str | None
+    ) -> None:
+        """Queue the record of a decision about ``call`` that gates nothing; never blocks.
 
-        Only the facts are taken here (event, time, fields; the call's ids and arguments are fixed by
-        then): the background thread builds the record, digests the arguments and commits it, so the
-        event loop does none of that.
+        Only the facts are taken here (the call's ids and arguments are fixed by then): the background
+        thread builds the record, digests the arguments and commits it, so the event loop does none of
+        that.
         """
-        item: _Submitted = (event, time.time(), {"call": call, **fields})
+        item: _Submitted = (event, time.time(), call, tool, rule, reason)
         with self._queue_lock:
             if self._closing or len(self._pending) >= _QUEUE_MAX:
                 self._lost([item], "the audit queue is full or closed")
@@ -273,8 +276,9 @@ class AuditLog:
                 self._wake.notify()
 
     def _built(self, item: _Submitted) -> AuditRecord:
-        event, ts, fields = item
-        return self.build(event, ts=ts, **fields)
+        event, ts, call, tool, rule, reason = item
+        principal = call.principal
+        return self.build(event, ts=ts, call=call, tool=tool, principal=principal, rule=rule, reason=reason)
 
     def _drain(self) -> None:
         while True:

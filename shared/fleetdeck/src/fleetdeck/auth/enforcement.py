@@ -59,39 +59,42 @@ class Authorizer:
         self._decisions[key] = (principal, decision)
         return decision
 
-    @staticmethod
-    def _decision_fields(
-        ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
-    ) -> dict[str, Any]:
-        """A decision's audit record: it takes the call's event id, trace id and argument digest."""
-        arguments_json(ctx, call)  # serialised once per call; the record's digest is taken from it
-        return {
-            "tool": spec.name,
-            "principal": call.principal,
-            "call": call,
-            "rule": decision.rule,
-            "reason": decision.reason,
-        }
-
     def deny(
         self, ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
     ) -> CallToolResult:
         """Audit a denial and answer it: which rule decided, and why."""
-        self._audit.submit(AuditEvent.DECISION_DENIED, **self._decision_fields(ctx, spec, decision, call))
+        arguments_json(ctx, call)  # serialised once per call; the record's digest is taken from it
+        self._audit.submit(AuditEvent.DECISION_DENIED, call, spec.name, decision.rule, decision.reason)
         call.outcome, call.error_class = Outcome.DENIED, decision.rule
         logger.info("denied %s: %s", spec.name, decision.rule, extra={"reason": decision.reason})
         return error_result(f"access denied ({decision.rule}): {decision.reason}")
 
+    def allow(
+        self, ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
+    ) -> None:
+        """Audit an allowed read-only call (queued: its record gates nothing)."""
+        arguments_json(ctx, call)
+        self._audit.submit(AuditEvent.DECISION_ALLOWED, call, spec.name, decision.rule, decision.reason)
+
     async def admit(
         self, ctx: ServerRequestContext[Any, Any], spec: ToolSpec, decision: Decision, call: CallRecord
     ) -> CallToolResult | None:
-        """Audit an allowed call: None to proceed, or the refusal when a mutating call's record failed."""
-        fields = self._decision_fields(ctx, spec, decision, call)
-        if spec.read_only:
-            self._audit.submit(AuditEvent.DECISION_ALLOWED, **fields)
-            return None
+        """Audit an allowed call that changes state, durably: None to proceed, or the refusal.
+
+        The ``decision_allowed`` record is committed before the call proceeds; if it cannot be, the
+        call fails closed.
+        """
+        arguments_json(ctx, call)
         try:
-            await self._audit.arecord(AuditEvent.DECISION_ALLOWED, required=True, **fields)
+            await self._audit.arecord(
+                AuditEvent.DECISION_ALLOWED,
+                required=True,
+                tool=spec.name,
+                principal=call.principal,
+                call=call,
+                rule=decision.rule,
+                reason=decision.reason,
+            )
         except TelemetryError:
             call.outcome, call.error_class = Outcome.INTERNAL_ERROR, "AuditUnavailable"
             return error_result(
