@@ -18,7 +18,9 @@ from typing import Any
 import httpx2
 import jwt as pyjwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import RSAAlgorithm
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
@@ -26,6 +28,7 @@ from pydantic import AnyHttpUrl, ValidationError
 
 from fleetdeck.auth.jwks import JwksCache, parse_jwks
 from fleetdeck.auth.jwt import AuthenticationError, AuthFailure, JwtVerifier, UserAuthSettings, VerifiedUser
+from fleetdeck.auth.signature import InvalidSignature, checks_for
 from fleetdeck.errors import ConfigError
 from fleetdeck_testkit.identity import (
     ELSEWHERE_PATH,
@@ -594,3 +597,22 @@ async def test_sdk_answers_401_with_resource_metadata_and_serves_a_good_token(
         assert f'resource_metadata="{metadata}"' in challenge
     assert good.status_code == 200
     assert good.json()["result"]["serverInfo"]["name"] == "auth-probe"
+
+
+def test_each_key_verifies_only_the_algorithms_of_its_type_and_curve() -> None:
+    rsa_key = rsa.generate_private_key(65537, 2048).public_key()
+    signer, stranger = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+
+    assert set(checks_for(rsa_key)) == {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+    assert set(checks_for(signer.public_key())) == {"ES384"}
+    assert set(checks_for(rsa_key, "PS384")) == {"PS384"}  # the JWK's alg pins one
+    assert checks_for(signer.public_key(), "ES256") == {}  # a pin the key cannot honour: nothing
+
+    message = b"header.payload"
+    r, s = decode_dss_signature(signer.sign(message, ec.ECDSA(hashes.SHA384())))
+    raw = r.to_bytes(48, "big") + s.to_bytes(48, "big")  # JWS form: R || S
+    checks_for(signer.public_key())["ES384"](message, raw)
+    with pytest.raises(InvalidSignature):
+        checks_for(stranger.public_key())["ES384"](message, raw)  # bound to its own key
+    with pytest.raises(InvalidSignature):
+        checks_for(signer.public_key())["ES384"](message, raw[:-1])

@@ -22,7 +22,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import PyJWTError
 
+from fleetdeck.auth.signature import Check, PublicKey, checks_for
 from fleetdeck.errors import FleetdeckError
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey
 
 MIN_RSA_BITS = 2048
 _EC_CURVES = {"P-256": "secp256r1", "P-384": "secp384r1", "P-521": "secp521r1"}
@@ -128,22 +128,15 @@ class SigningKey:
     curve: str | None
     alg: str | None
     key: PublicKey
+    checks: Mapping[str, Check] = field(init=False, repr=False, compare=False)
+    """The algorithms this key may verify, each check bound to it (see :func:`checks_for`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", checks_for(self.key, self.alg))
 
     def accepts(self, alg: str) -> bool:
         """Whether this key may verify a token signed with ``alg`` (key type and curve match)."""
-        if self.alg is not None and self.alg != alg:
-            return False
-        if alg[:2] in ("RS", "PS"):
-            return self.family == "RSA"
-        if alg == "ES256":
-            return self.family == "EC" and self.curve == "P-256"
-        if alg == "ES384":
-            return self.family == "EC" and self.curve == "P-384"
-        if alg == "ES512":
-            return self.family == "EC" and self.curve == "P-521"
-        if alg == "EdDSA":
-            return self.family == "OKP" and self.curve == "Ed25519"
-        return False
+        return alg in self.checks
 
 
 def _parse_key(jwk: Mapping[str, Any]) -> SigningKey | str:

@@ -50,7 +50,7 @@ from fleetdeck.auth.jwks import (
     strict_json,
 )
 from fleetdeck.auth.principal import Principal, User
-from fleetdeck.auth.signature import InvalidSignature, verify_signature
+from fleetdeck.auth.signature import InvalidSignature
 from fleetdeck.errors import ConfigError, FleetdeckError, Outcome
 from fleetdeck.settings import is_loopback_host
 
@@ -342,10 +342,11 @@ class JwtVerifier(TokenVerifier):
         self, token: str, alg: str, key: SigningKey, payload: dict[str, Any], signature: bytes
     ) -> VerifiedUser:
         """Steps 2 to 4 of the module docstring, once the token is parsed and its key found."""
-        if not key.accepts(alg):
+        check = key.checks.get(alg)
+        if check is None:
             raise AuthenticationError(AuthFailure.KEY_MISMATCH, f"{alg} with a {key.family} key")
         try:
-            verify_signature(alg, key.key, token.rpartition(".")[0].encode("ascii"), signature)
+            check(token.rpartition(".")[0].encode("ascii"), signature)
         except InvalidSignature:
             raise AuthenticationError(AuthFailure.BAD_SIGNATURE) from None
         self._check_claims(payload)
