@@ -4,9 +4,14 @@ Each server runs in its own process under uvicorn on a loopback port (so the cli
 share a GIL with either server); this process is the one client. Per configuration it opens one
 SDK ``Client`` session per server over Streamable HTTP, warms every server up, then measures
 sequential ``tools/call echo`` in ``--rounds`` rounds of ``--calls`` calls per server, the servers
-taking turns call by call (order reversed every call: ABBA…), so every server meets the same
-moments of this VM, whose speed drifts within seconds (with one block of 250 calls per server
-after the other, the kit-minus-bare p50 of a round ranged from -1.9 to +1.9 ms). The verdict
+taking turns call by call, so every server meets the same moments of this VM, whose speed drifts
+within seconds (with one block of 250 calls per server after the other, the kit-minus-bare p50 of a
+round ranged from -1.9 to +1.9 ms). The turn order rotates every call (ABC, BCA, CAB…): each server
+is first, middle and last equally often and, with three servers or more as here, never called
+twice in a row. (Reversing the order
+instead — ABC, CBA — let the two end servers follow themselves every other call, with their
+process and connection still warm, and never the middle one: two identical kit servers measured
++0.07 and +0.10 ms apart at p50 that way, and +0.01 ms apart with the rotation.) The verdict
 takes, per configuration, the median over the rounds of each round's side-by-side calls/s ratio
 and p50 difference; the pooled numbers are reported too.
 
@@ -269,17 +274,17 @@ async def run_round(
 ) -> None:
     """``calls`` measured calls to each server, interleaved call by call.
 
-    The servers take turns, their order reversed every call (ABBA…), so each meets the same moments
-    of this VM, whose speed drifts within seconds: a paired comparison, not two blocks apart.
+    The servers take turns, their order rotated every call (ABC, BCA, CAB…), so each meets the same
+    moments of this VM, whose speed drifts within seconds, in every position equally often and never
+    right after itself: a paired comparison, not two blocks apart.
     """
     perf = time.perf_counter
     latencies: list[list[float]] = [[] for _ in servers]
     cpu_before = [cpu_seconds(s.proc.pid) for s in servers]
-    forward = list(range(len(servers)))
-    backward = forward[::-1]
+    count = len(servers)
     for i in range(calls):
         text = f"hello {i}"
-        for j in forward if i % 2 == 0 else backward:
+        for j in [(i + k) % count for k in range(count)]:
             started = perf()
             result = await clients[j].call_tool("echo", {"text": text})
             latencies[j].append(perf() - started)
