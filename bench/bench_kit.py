@@ -7,13 +7,12 @@ sequential ``tools/call echo`` in ``--rounds`` rounds of ``--calls`` calls per s
 taking turns call by call, so every server meets the same moments of this VM, whose speed drifts
 within seconds (with one block of 250 calls per server after the other, the kit-minus-bare p50 of a
 round ranged from -1.9 to +1.9 ms). The turn order rotates every call (ABC, BCA, CAB…): each server
-is first, middle and last equally often and, with three servers or more as here, never called
-twice in a row. (Reversing the order
-instead — ABC, CBA — let the two end servers follow themselves every other call, with their
-process and connection still warm, and never the middle one: two identical kit servers measured
-+0.07 and +0.10 ms apart at p50 that way, and +0.01 ms apart with the rotation.) The verdict
-takes, per configuration, the median over the rounds of each round's side-by-side calls/s ratio
-and p50 difference; the pooled numbers are reported too.
+is first, middle and last equally often and, with three servers or more as here, never called twice
+in a row. (Reversing the order instead — ABC, CBA — let the two end servers follow themselves every
+other call, with their process and connection still warm, and never the middle one: two identical
+kit servers measured +0.07 and +0.10 ms apart at p50 that way, and +0.01 ms apart with the
+rotation.) The verdict takes, per configuration, the median over the rounds of each round's
+side-by-side calls/s ratio and p50 difference; the pooled numbers are reported too.
 
 Configurations (``--configs``):
 
