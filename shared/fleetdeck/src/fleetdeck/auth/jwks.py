@@ -119,13 +119,12 @@ def strict_json(data: bytes | str) -> Any:
 class SigningKey:
     """One verified-usable public key from the JWKS.
 
-    ``family`` is ``RSA``, ``EC`` or ``OKP``; ``curve`` is the JWK curve name for EC/OKP keys;
-    ``alg`` is the JWK's optional ``alg`` member, which (when present) pins the token algorithm.
+    ``family`` is ``RSA``, ``EC`` or ``OKP``; ``alg`` is the JWK's optional ``alg`` member, which (when
+    present) pins the token algorithm; the curve lives in ``key`` (and so in ``checks``).
     """
 
     kid: str
     family: str
-    curve: str | None
     alg: str | None
     key: PublicKey
     checks: Mapping[str, Check] = field(init=False, repr=False, compare=False)
@@ -160,7 +159,7 @@ def _parse_key(jwk: Mapping[str, Any]) -> SigningKey | str:
                 return "not an RSA public key"
             if rsa.key_size < MIN_RSA_BITS:
                 return f"RSA key of {rsa.key_size} bits is too short"
-            return SigningKey(kid, "RSA", None, alg, rsa)
+            return SigningKey(kid, "RSA", alg, rsa)
         if kty == "EC":
             crv = jwk.get("crv")
             if crv not in _EC_CURVES:
@@ -168,14 +167,14 @@ def _parse_key(jwk: Mapping[str, Any]) -> SigningKey | str:
             ec = ECAlgorithm.from_jwk(dict(jwk))
             if not isinstance(ec, EllipticCurvePublicKey) or ec.curve.name != _EC_CURVES[str(crv)]:
                 return "not an EC public key on its declared curve"
-            return SigningKey(kid, "EC", str(crv), alg, ec)
+            return SigningKey(kid, "EC", alg, ec)
         if kty == "OKP":
             if jwk.get("crv") != "Ed25519":
                 return "unsupported OKP curve"
             okp = OKPAlgorithm.from_jwk(dict(jwk))
             if not isinstance(okp, Ed25519PublicKey):
                 return "not an Ed25519 public key"
-            return SigningKey(kid, "OKP", "Ed25519", alg, okp)
+            return SigningKey(kid, "OKP", alg, okp)
     except (PyJWTError, ValueError, TypeError, KeyError) as exc:
         return f"malformed {str(kty)[:8]} key ({type(exc).__name__})"
     return f"unsupported kty {str(kty)[:16]!r}"
