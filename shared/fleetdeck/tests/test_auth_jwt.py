@@ -19,7 +19,7 @@ import httpx2
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import RSAAlgorithm
 from mcp.server.auth.settings import AuthSettings
@@ -502,6 +502,7 @@ def test_jwks_parser_keeps_only_asymmetric_signing_keys() -> None:
     twin = IssuerKey.generate("rsa", "twin").public_jwk()
     private_rsa = RSAAlgorithm.to_jwk(rsa.generate_private_key(65537, 2048), as_dict=True)
     weak_rsa = RSAAlgorithm.to_jwk(rsa.generate_private_key(65537, 1024).public_key(), as_dict=True)
+    small_exponent = RSAAlgorithm.to_jwk(rsa.generate_private_key(3, 2048).public_key(), as_dict=True)
     document = {
         "keys": [
             good,
@@ -512,6 +513,7 @@ def test_jwks_parser_keeps_only_asymmetric_signing_keys() -> None:
             {**IssuerKey.generate("rsa", "enc").public_jwk(), "use": "enc"},  # an encryption key
             {**private_rsa, "kid": "private"},
             {**weak_rsa, "kid": "weak"},
+            {**small_exponent, "kid": "e3"},
             {**good, "kid": "nokeyops", "key_ops": ["encrypt"]},
             {"kty": "EC", "kid": "k1", "crv": "secp256k1", "x": good["x"], "y": good["y"]},
             {"kty": "RSA", "kid": "broken", "n": 5, "e": "AQAB"},
@@ -597,6 +599,31 @@ async def test_sdk_answers_401_with_resource_metadata_and_serves_a_good_token(
         assert f'resource_metadata="{metadata}"' in challenge
     assert good.status_code == 200
     assert good.json()["result"]["serverInfo"]["name"] == "auth-probe"
+
+
+SIGNERS: dict[str, Callable[[], Any]] = {
+    "RS": lambda: rsa.generate_private_key(65537, 2048),
+    "PS": lambda: rsa.generate_private_key(65537, 3072),
+    "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "ES384": lambda: ec.generate_private_key(ec.SECP384R1()),
+    "ES512": lambda: ec.generate_private_key(ec.SECP521R1()),
+    "EdDSA": ed25519.Ed25519PrivateKey.generate,
+}
+
+
+@pytest.mark.parametrize(
+    "alg", ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+)
+def test_every_algorithm_verifies_a_real_signature_and_refuses_a_tampered_one(alg: str) -> None:
+    private = SIGNERS[alg if alg in SIGNERS else alg[:2]]()
+    token = pyjwt.encode({"sub": "alice"}, private, algorithm=alg)  # signed by PyJWT (cryptography)
+    signing_input, _, encoded = token.rpartition(".")
+    signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    check = checks_for(private.public_key())[alg]
+
+    check(signing_input.encode(), signature)
+    with pytest.raises(InvalidSignature):
+        check(signing_input.encode() + b"x", signature)
 
 
 def test_each_key_verifies_only_the_algorithms_of_its_type_and_curve() -> None:

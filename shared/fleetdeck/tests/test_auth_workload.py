@@ -262,6 +262,8 @@ def test_a_jwt_svid_without_a_kid_is_tried_against_its_trust_domains_keys(
         ({"exp": 10**30}, "exp is more than 86400s away"),
         ({"exp": int(time.time()) - 3600}, "token has expired"),
         ({"nbf": "0"}, "nbf must be an integer NumericDate"),
+        ({"nbf": int(time.time()) + 3600}, r"token is not yet valid \(nbf\)"),
+        ({"iat": int(time.time()) + 3600}, r"token was issued in the future \(iat\)"),
         ({"sub": None}, "sub is required"),
         ({"sub": "spiffe://evil.org/a"}, "trust domain evil.org is not allowed"),
         ({"sub": "spiffe://example.org/a/%2e%2e"}, r"invalid SPIFFE ID: percent-encoding is not allowed"),

@@ -8,9 +8,9 @@ fetch, so a flood of random ``kid``\\ s costs at most one fetch per cooldown. Wh
 down, slow or answers garbage, the last good keys keep serving (up to ``max_stale_s``); an
 expired-but-known key is served at once while a background refresh runs.
 
-Only asymmetric signing keys are accepted: RSA (at least 2048 bits), EC P-256/P-384/P-521 and OKP
-Ed25519. Keys with ``use`` other than ``sig``, without a ``kid``, carrying private material, or whose
-``kid`` appears twice in the set are skipped.
+Only asymmetric signing keys are accepted: RSA (at least 2048 bits, public exponent at least 65537),
+EC P-256/P-384/P-521 and OKP Ed25519. Keys with ``use`` other than ``sig``, without a ``kid``,
+carrying private material, or whose ``kid`` appears twice in the set are skipped.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 
 MIN_RSA_BITS = 2048
+MIN_RSA_EXPONENT = 65537
 _EC_CURVES = {"P-256": "secp256r1", "P-384": "secp384r1", "P-521": "secp521r1"}
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -159,6 +160,8 @@ def _parse_key(jwk: Mapping[str, Any]) -> SigningKey | str:
                 return "not an RSA public key"
             if rsa.key_size < MIN_RSA_BITS:
                 return f"RSA key of {rsa.key_size} bits is too short"
+            if rsa.public_numbers().e < MIN_RSA_EXPONENT:
+                return "RSA public exponent below 65537"
             return SigningKey(kid, "RSA", alg, rsa)
         if kty == "EC":
             crv = jwk.get("crv")
