@@ -10,7 +10,7 @@ Verification is strict and ordered so that nothing expensive happens for a malfo
    required claims present; ``iss`` equal to the configured issuer (so foreign tokens cost no fetch).
 2. *Key*: the ``kid`` looked up in the :class:`~fleetdeck.auth.jwks.JwksCache`; the key type and
    curve must match ``alg`` (and the JWK's own ``alg`` when it has one).
-3. *Signature*: checked with ``cryptography`` over the exact signing input
+3. *Signature*: checked by the key's bound Tink (BoringSSL) check over the exact signing input
    (:mod:`fleetdeck.auth.signature`).
 4. *Claims* of the now-verified payload: the audience (this server's canonical URL, RFC 8707: a
    token minted for a sibling server fails), ``exp``/``nbf``/``iat`` with the leeway.

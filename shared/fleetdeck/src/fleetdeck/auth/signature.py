@@ -5,10 +5,10 @@ check itself. :func:`checks_for` pairs a public key with the algorithms it may v
 the key's type and curve are checked there, and each check is a Tink ``PublicKeyVerify`` primitive
 built for exactly that key, algorithm and hash — nothing about the key is decided per token.
 
-Why Tink rather than ``cryptography`` (which still parses the JWKs): on the same machine and tokens,
-BoringSSL verifies P-256 in ~20% less time than OpenSSL 4 inside the verifier, RSA-2048 in ~20% less
-and Ed25519 in half (``bench/bench_jwt.py``, BENCHMARKS.md). Tink also takes JWS's ``R || S`` ECDSA
-signatures as they are (no DER re-encoding) and refuses any of the wrong length.
+Why Tink rather than ``cryptography`` (which still parses the JWKs): side by side in
+``bench/bench_jwt.py``, the same check took about a fifth less time for RSA-2048 and P-256 and half
+for Ed25519 than through ``cryptography``'s OpenSSL 4 (BENCHMARKS.md). Tink also takes JWS's
+``R || S`` ECDSA signatures as they are (no DER re-encoding) and refuses any of the wrong length.
 
 A check raises :class:`InvalidSignature` on failure. Tink refuses RSA keys whose public exponent is
 below 65537; :mod:`fleetdeck.auth.jwks` skips such keys, saying so.
