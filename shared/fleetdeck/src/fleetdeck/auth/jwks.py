@@ -161,7 +161,7 @@ def _parse_key(jwk: Mapping[str, Any]) -> SigningKey | str:
             if rsa.key_size < MIN_RSA_BITS:
                 return f"RSA key of {rsa.key_size} bits is too short"
             if rsa.public_numbers().e < MIN_RSA_EXPONENT:
-                return "RSA public exponent below 65537"
+                return f"RSA public exponent below {MIN_RSA_EXPONENT}"
             return SigningKey(kid, "RSA", alg, rsa)
         if kty == "EC":
             crv = jwk.get("crv")

@@ -38,10 +38,10 @@ class InvalidSignature(Exception):
 
 
 _TYPE_URL: Final = "type.googleapis.com/google.crypto.tink."
-_HASHES: Final[dict[str, tuple[Any, int]]] = {
-    "256": (common_pb2.SHA256, 32),
-    "384": (common_pb2.SHA384, 48),
-    "512": (common_pb2.SHA512, 64),
+_HASHES: Final[dict[str, Any]] = {
+    "256": common_pb2.SHA256,
+    "384": common_pb2.SHA384,
+    "512": common_pb2.SHA512,
 }
 _EC_ALGORITHMS: Final[dict[str, tuple[str, Any, Any]]] = {
     "secp256r1": ("ES256", common_pb2.NIST_P256, common_pb2.SHA256),
@@ -84,14 +84,14 @@ def _rsa(key: rsa.RSAPublicKey) -> dict[str, Check]:
     numbers = key.public_numbers()
     n, e = _unsigned(numbers.n), _unsigned(numbers.e)
     checks: dict[str, Check] = {}
-    for bits, (hash_type, digest_size) in _HASHES.items():
+    for bits, hash_type in _HASHES.items():
         pkcs1 = rsa_ssa_pkcs1_pb2.RsaSsaPkcs1Params(hash_type=hash_type)
         checks[f"RS{bits}"] = _bound(
             "RsaSsaPkcs1PublicKey", rsa_ssa_pkcs1_pb2.RsaSsaPkcs1PublicKey(params=pkcs1, n=n, e=e)
         )
         pss = rsa_ssa_pss_pb2.RsaSsaPssParams(
-            sig_hash=hash_type, mgf1_hash=hash_type, salt_length=digest_size
-        )
+            sig_hash=hash_type, mgf1_hash=hash_type, salt_length=int(bits) // 8
+        )  # RFC 7518 §3.5: the salt is as long as the hash
         checks[f"PS{bits}"] = _bound(
             "RsaSsaPssPublicKey", rsa_ssa_pss_pb2.RsaSsaPssPublicKey(params=pss, n=n, e=e)
         )

@@ -374,13 +374,18 @@ def _as_sig(entry: Any) -> Any:
     return {**entry, "use": "sig"} if isinstance(entry, Mapping) and "use" in entry else entry
 
 
-def _segment(segment: str, what: str) -> dict[str, Any]:
+def _decoded(segment: str, what: str) -> bytes:
     try:
         raw = base64url_decode(segment) if segment else b""
     except ValueError:
         raw = b""
     if not raw:
         raise WorkloadAuthError("jwt-svid", f"{what} is not base64url")
+    return raw
+
+
+def _segment(segment: str, what: str) -> dict[str, Any]:
+    raw = _decoded(segment, what)
     try:
         value = strict_json(raw)
     except ValueError as exc:
@@ -388,16 +393,6 @@ def _segment(segment: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise WorkloadAuthError("jwt-svid", f"{what} is not a JSON object")
     return value
-
-
-def _signature(segment: str) -> bytes:
-    try:
-        signature = base64url_decode(segment)
-    except ValueError:
-        signature = b""
-    if not signature:
-        raise WorkloadAuthError("jwt-svid", "signature is not base64url")
-    return signature
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str) -> int | None:
@@ -439,7 +434,7 @@ def workload_from_jwt_svid(token: str, settings: WorkloadSettings, keys: JwtSvid
     candidates = [key for key in chosen if key.accepts(alg)]
     if not candidates:
         raise WorkloadAuthError("jwt-svid", f"no usable {alg} key for trust domain {spiffe_id.trust_domain}")
-    signing_input, signature = token.rpartition(".")[0].encode("ascii"), _signature(parts[2])
+    signing_input, signature = token.rpartition(".")[0].encode("ascii"), _decoded(parts[2], "signature")
     for key in candidates:
         try:
             key.checks[alg](signing_input, signature)
